@@ -1,0 +1,170 @@
+//! [`Input`]: the facts a driver feeds to the engine. Every input carries `now`.
+
+use bytes::Bytes;
+use rustls_pki_types::CertificateDer;
+
+use crate::ids::{ConnId, FileIndex, JobId};
+use crate::time::Timestamp;
+
+/// A fact from the outside world, fed with [`Engine::handle`](crate::Engine::handle).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// The clock reads `now`: run whatever timers are due. A spurious one does nothing.
+    /// Drivers also feed it before a command so that the command sees the current time.
+    Timeout {
+        /// Current wall time.
+        now: Timestamp,
+    },
+    /// A connection asked for by [`Action::Connect`](crate::Action::Connect) is open (and, for
+    /// HTTPS, its TLS handshake is done). Nothing has been sent on it yet.
+    Connected {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+        /// For HTTPS, the certificate chain the server presented, end-entity first, exactly as
+        /// received. The driver's TLS verifier decides nothing: core does, on this input.
+        peer_certificates: Vec<CertificateDer<'static>>,
+    },
+    /// A connection could not be opened (resolution, TCP or TLS failed).
+    ConnectFailed {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+        /// What failed.
+        error: IoFailure,
+    },
+    /// Bytes arrived on a connection (after TLS decryption).
+    Received {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+        /// The bytes, in order. Never empty.
+        data: Bytes,
+    },
+    /// The peer closed the connection cleanly (end of stream).
+    Closed {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Reading from or writing to an open connection failed; the driver has closed it.
+    ConnectionFailed {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+        /// What failed.
+        error: IoFailure,
+    },
+    /// [`Action::OpenTemp`](crate::Action::OpenTemp) succeeded: the temp file is open for
+    /// writing and holds `len` bytes.
+    TempOpened {
+        /// Current wall time.
+        now: Timestamp,
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// Current length of the temp file.
+        len: u64,
+    },
+    /// A file action on `(job, file)` failed.
+    FileFailed {
+        /// Current wall time.
+        now: Timestamp,
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// Which action failed.
+        op: FileOp,
+        /// What failed.
+        error: IoFailure,
+    },
+    /// [`Action::CommitFile`](crate::Action::CommitFile) succeeded: the file is at its local name.
+    FileCommitted {
+        /// Current wall time.
+        now: Timestamp,
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+}
+
+impl Input {
+    /// The time the input carries.
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Input::Timeout { now }
+            | Input::Connected { now, .. }
+            | Input::ConnectFailed { now, .. }
+            | Input::Received { now, .. }
+            | Input::Closed { now, .. }
+            | Input::ConnectionFailed { now, .. }
+            | Input::TempOpened { now, .. }
+            | Input::FileFailed { now, .. }
+            | Input::FileCommitted { now, .. } => *now,
+        }
+    }
+}
+
+/// The file action an [`Input::FileFailed`] reports on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileOp {
+    /// [`Action::OpenTemp`](crate::Action::OpenTemp).
+    OpenTemp,
+    /// [`Action::WriteFile`](crate::Action::WriteFile) or
+    /// [`Action::TruncateFile`](crate::Action::TruncateFile).
+    Write,
+    /// [`Action::CommitFile`](crate::Action::CommitFile).
+    Commit,
+    /// [`Action::DeleteTemp`](crate::Action::DeleteTemp).
+    Delete,
+}
+
+/// An I/O failure as the driver saw it: a portable kind plus the OS's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoFailure {
+    /// What kind of failure it was.
+    pub kind: IoFailureKind,
+    /// The underlying message (e.g. `Connection refused (os error 111)`).
+    pub message: String,
+}
+
+impl IoFailure {
+    /// A failure of `kind`, described by `message`.
+    pub fn new(kind: IoFailureKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+/// Portable classes of I/O failure; core maps each to a BITS code and a severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoFailureKind {
+    /// The host name did not resolve.
+    NameNotResolved,
+    /// TCP connect was refused or unreachable.
+    ConnectRefused,
+    /// The TLS handshake failed (protocol, alert); not a certificate verdict.
+    TlsHandshake,
+    /// The connection was reset or broke mid-stream.
+    ConnectionReset,
+    /// A path or file already exists (an exclusive create collided).
+    AlreadyExists,
+    /// A path or directory does not exist.
+    NotFound,
+    /// Permission denied.
+    PermissionDenied,
+    /// The disk is full.
+    DiskFull,
+    /// Anything else.
+    Other,
+}

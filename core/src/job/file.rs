@@ -1,0 +1,68 @@
+//! A file of a job: remote URL, local name, temp file, size, validators and progress.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{FileProgress, SIZE_UNKNOWN};
+
+/// One file of a job (a `BG_FILE_INFO` plus what the transfer learned).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JobFile {
+    /// Where the file comes from (after an ALLOW_REPORT redirect, where it came from).
+    pub(crate) remote: Url,
+    /// Where the file appears on Complete.
+    pub(crate) local: PathBuf,
+    /// The hidden temp file in the local name's directory, once chosen.
+    pub(crate) temp: Option<PathBuf>,
+    /// The file's size, once a response said it.
+    pub(crate) size: Option<u64>,
+    /// Bytes of the current version in the temp file.
+    pub(crate) transferred: u64,
+    /// Fully transferred.
+    pub(crate) completed: bool,
+    /// Committed to the local name by Complete.
+    pub(crate) committed: bool,
+    /// The strong ETag of the version being transferred.
+    pub(crate) etag: Option<String>,
+    /// The Last-Modified of the version being transferred.
+    pub(crate) last_modified: Option<String>,
+}
+
+impl JobFile {
+    pub(crate) fn new(remote: Url, local: PathBuf) -> Self {
+        Self {
+            remote,
+            local,
+            temp: None,
+            size: None,
+            transferred: 0,
+            completed: false,
+            committed: false,
+            etag: None,
+            last_modified: None,
+        }
+    }
+
+    pub(crate) fn progress(&self) -> FileProgress {
+        FileProgress {
+            bytes_total: self.size.unwrap_or(SIZE_UNKNOWN),
+            bytes_transferred: self.transferred,
+            completed: self.completed,
+        }
+    }
+
+    /// The validator for `If-Range`: a strong ETag, else Last-Modified (RFC 9110 §13.1.5).
+    pub(crate) fn if_range(&self) -> Option<&str> {
+        self.etag.as_deref().or(self.last_modified.as_deref())
+    }
+
+    /// Forget everything learned about the remote version: the next byte written is byte 0.
+    pub(crate) fn reset_version(&mut self) {
+        self.size = None;
+        self.transferred = 0;
+        self.etag = None;
+        self.last_modified = None;
+    }
+}

@@ -1,0 +1,185 @@
+//! [`Output`]: what the engine asks of its driver ([`Action`]) and tells the application
+//! ([`JobEvent`]), drained with [`Engine::poll_output`](crate::Engine::poll_output) until it
+//! returns [`Output::Timeout`].
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use crate::error::JobError;
+use crate::ids::{ConnId, FileIndex, JobId};
+use crate::job::JobState;
+use crate::time::Timestamp;
+
+/// One item drained from the engine.
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    /// Something for the driver to do now.
+    Action(Action),
+    /// Something for the application to hear about.
+    Event(JobEvent),
+    /// Nothing more for now: feed [`Input::Timeout`](crate::Input::Timeout) at this time (or
+    /// earlier input). `None` means no timer is armed.
+    Timeout(Option<Timestamp>),
+}
+
+/// An action for the driver. Each one is performed in order; a failure comes back as an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Action {
+    /// Open a TCP connection to `host:port` and, when `tls_server_name` is set, run a TLS
+    /// handshake for that name. Report [`Input::Connected`](crate::Input::Connected) with the
+    /// presented chain, or [`Input::ConnectFailed`](crate::Input::ConnectFailed). Then read
+    /// continuously and report every byte, end of stream or failure.
+    Connect {
+        /// The new connection's id.
+        conn: ConnId,
+        /// Host name or IP literal (no brackets).
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// SNI and verification name for HTTPS; `None` for plain HTTP.
+        tls_server_name: Option<String>,
+    },
+    /// Write these bytes to the connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Close the connection and forget it. No input about it follows.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Open the temp file for `(job, file)`: create it exclusively when `create` is true
+    /// (owner-only permissions, never following a symlink), otherwise open the existing one.
+    /// Report [`Input::TempOpened`](crate::Input::TempOpened) or a failure.
+    OpenTemp {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// Where the temp file lives: a hidden name in the destination directory.
+        path: PathBuf,
+        /// Create exclusively (true) or open what is there (false).
+        create: bool,
+    },
+    /// Write `data` at `offset` in the open temp file. Only a failure is reported.
+    WriteFile {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// Byte offset in the file.
+        offset: u64,
+        /// The bytes (a slice of what was received: no copy).
+        data: Bytes,
+    },
+    /// Cut the open temp file to `len` bytes (a restart from byte 0 uses `len = 0`).
+    TruncateFile {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// New length.
+        len: u64,
+    },
+    /// Close the temp file's handle (the file stays). Nothing is reported.
+    CloseFile {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+    /// Make the finished temp file appear at its local name (rename over it, then sync the
+    /// directory). Report [`Input::FileCommitted`](crate::Input::FileCommitted) or a failure.
+    CommitFile {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// The temp file.
+        temp: PathBuf,
+        /// The local name.
+        dest: PathBuf,
+    },
+    /// Delete a temp file (closing it first if open). Only a failure is reported.
+    DeleteTemp {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// The temp file.
+        path: PathBuf,
+    },
+    /// The job's durable record changed: save [`Engine::job_record`](crate::Engine) to the store.
+    Persist {
+        /// The job.
+        job: JobId,
+    },
+    /// The job is gone for good (cancelled or acknowledged): delete its record.
+    Forget {
+        /// The job.
+        job: JobId,
+    },
+}
+
+/// A notification for the application.
+///
+/// The four BITS callbacks are filtered by the job's notify flags; [`JobEvent::StateChanged`]
+/// is a backhaul extension that is always emitted (drivers use it to wake waiters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobEvent {
+    /// `JobTransferred`: every file is transferred; call `complete`.
+    JobTransferred {
+        /// The job.
+        job: JobId,
+    },
+    /// `JobError`: the job is in `ERROR` (never sent for transient errors).
+    JobError {
+        /// The job.
+        job: JobId,
+        /// The error.
+        error: JobError,
+    },
+    /// `JobModification`: bytes, files, properties or state changed (not on the change to
+    /// `ERROR` or `TRANSFERRED`).
+    JobModification {
+        /// The job.
+        job: JobId,
+    },
+    /// `FileTransferred`: one file finished.
+    FileTransferred {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+    /// The job's state changed (always emitted, whatever the notify flags).
+    StateChanged {
+        /// The job.
+        job: JobId,
+        /// The state before.
+        from: JobState,
+        /// The state now.
+        to: JobState,
+    },
+}
+
+impl JobEvent {
+    /// The job the event is about.
+    pub fn job(&self) -> crate::JobId {
+        match self {
+            JobEvent::JobTransferred { job }
+            | JobEvent::JobError { job, .. }
+            | JobEvent::JobModification { job }
+            | JobEvent::FileTransferred { job, .. }
+            | JobEvent::StateChanged { job, .. } => *job,
+        }
+    }
+}
