@@ -16,7 +16,7 @@ mod time;
 
 pub use crate::codes::HResult;
 pub use crate::config::Config;
-pub use crate::engine::{Engine, FileInfo, JobMut, JobRecord, JobView};
+pub use crate::engine::{Engine, FileInfo, JobInfo, JobMut, JobRecord, JobView};
 pub use crate::error::{BitsError, ErrorContext, JobError, Severity};
 pub use crate::ids::{ConnId, FileIndex, JobId};
 pub use crate::input::{FileOp, Input, IoFailure, IoFailureKind};

@@ -40,6 +40,43 @@ pub struct JobMut<'a> {
     id: JobId,
 }
 
+/// Everything about a job at one moment, owned: what `bitsadmin /info` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobInfo {
+    /// `GetId`.
+    pub id: JobId,
+    /// `GetDisplayName`.
+    pub display_name: String,
+    /// `GetDescription`.
+    pub description: String,
+    /// `GetType`.
+    pub job_type: JobType,
+    /// `GetPriority`.
+    pub priority: JobPriority,
+    /// `GetOwner`.
+    pub owner: Owner,
+    /// `GetState`.
+    pub state: JobState,
+    /// `GetProgress`.
+    pub progress: JobProgress,
+    /// `EnumFiles`.
+    pub files: Vec<FileInfo>,
+    /// `GetTimes`.
+    pub times: JobTimes,
+    /// `GetError`, when the job is in ERROR or TRANSIENT_ERROR.
+    pub error: Option<JobError>,
+    /// `GetErrorCount`.
+    pub error_count: u32,
+    /// `GetNotifyFlags`.
+    pub notify_flags: NotifyFlags,
+    /// `GetMinimumRetryDelay`, seconds.
+    pub minimum_retry_delay: u32,
+    /// `GetNoProgressTimeout`, seconds.
+    pub no_progress_timeout: u32,
+    /// `GetMaximumDownloadTime`, seconds.
+    pub maximum_download_time: u32,
+}
+
 /// One file of a job as the application sees it (`IBackgroundCopyFile`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
@@ -135,6 +172,8 @@ impl JobView<'_> {
     pub fn no_progress_timeout(&self) -> u32 { unimplemented!() }
     /// `GetMaximumDownloadTime`, in seconds (0: no limit).
     pub fn maximum_download_time(&self) -> u32 { unimplemented!() }
+    /// Everything at once, owned.
+    pub fn info(&self) -> JobInfo { unimplemented!() }
 }
 
 impl JobMut<'_> {
