@@ -1,1 +1,1 @@
-//! placeholder
+//! placeholder: replaced by the store implementation
