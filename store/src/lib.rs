@@ -1,1 +1,47 @@
-//! placeholder: replaced by the store implementation
+//! # backhaul-store
+//!
+//! Where jobs are kept between runs: versioned job records ([`encode_record`],
+//! [`decode_record`]) and the [`JobStore`] trait the drivers persist through. This crate holds
+//! the record encoding and an in-memory store; the crash-safe on-disk store comes with the
+//! durability work.
+
+#![forbid(unsafe_code)]
+
+mod memory;
+mod record;
+
+pub use crate::memory::MemoryStore;
+pub use crate::record::{decode_record, encode_record, RECORD_VERSION};
+
+use backhaul_core::{JobId, JobRecord};
+
+/// What can go wrong reading or writing the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The bytes are not a job record (truncated, corrupt, not ours).
+    #[error("job record is corrupt: {0}")]
+    Corrupt(String),
+    /// The record was written by a newer backhaul.
+    #[error("job record version {found} is newer than this backhaul reads (up to {supported})")]
+    UnsupportedVersion {
+        /// Version in the record.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// The store itself failed (I/O).
+    #[error("job store failed: {0}")]
+    Io(String),
+}
+
+/// A place that keeps job records. Drivers call it on `Action::Persist` and `Action::Forget`.
+pub trait JobStore: Send {
+    /// Save (insert or replace) the record of `id`.
+    fn put(&mut self, id: JobId, record: &JobRecord) -> Result<(), StoreError>;
+    /// Remove the record of `id`; removing a missing record is not an error.
+    fn delete(&mut self, id: JobId) -> Result<(), StoreError>;
+    /// Every record. A record that fails to decode is reported for its job and does not stop
+    /// the others.
+    fn load_all(&self) -> Result<Vec<(JobId, Result<JobRecord, StoreError>)>, StoreError>;
+}
