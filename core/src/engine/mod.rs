@@ -1,204 +1,400 @@
 //! The [`Engine`]: every job, the scheduler, the connections, and the one input/output loop.
 //!
-//! SKELETON: the public surface is final; bodies land with the engine implementation.
+//! The engine is split by concern into sibling files, all `impl Engine` blocks:
+//! - `commands.rs`: the application's calls on a job ([`JobMut`]);
+//! - `view.rs`: read access ([`JobView`], [`JobInfo`], [`FileInfo`]);
+//! - `transfer.rs`: files, connections, requests and responses;
+//! - `failure.rs`: turning faults into job errors, transient or fatal;
+//! - `schedule.rs`: which jobs hold transfer slots, and every timer.
+//!
+//! State changes go through [`Engine::apply`], the only caller of [`transition`]; it is the one
+//! place that writes a job's state.
 
-use std::collections::VecDeque;
+mod commands;
+mod failure;
+mod schedule;
+mod transfer;
+mod view;
 
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::codes;
 use crate::config::Config;
 use crate::error::{BitsError, JobError};
-use crate::ids::{FileIndex, JobId};
+use crate::ids::{ConnId, JobId};
 use crate::input::Input;
-use crate::job::{CompleteOutcome, FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags, Owner};
-use crate::output::Output;
+use crate::job::file::JobFile;
+use crate::job::state::transition;
+use crate::job::{JobPriority, JobState, JobTimes, JobType, NotifyFlags, Outcome, Owner, Trigger};
+use crate::output::{Action, JobEvent, Output};
 use crate::time::Timestamp;
+use crate::tls::TrustStore;
+
+pub use self::commands::JobMut;
+pub use self::view::{FileInfo, JobInfo, JobView};
+
+use self::transfer::{Conn, Fetch};
+
+/// BITS' floor for MinimumRetryDelay, in seconds.
+const MIN_RETRY_DELAY_FLOOR: u32 = 5;
+/// BITS' default MinimumRetryDelay, in seconds.
+const DEFAULT_MIN_RETRY_DELAY: u32 = 600;
+/// BITS' default NoProgressTimeout, in seconds (14 days).
+const DEFAULT_NO_PROGRESS_TIMEOUT: u32 = 1_209_600;
+/// BITS' default MaxDownloadTime, in seconds (90 days).
+const DEFAULT_MAX_DOWNLOAD_TIME: u32 = 7_776_000;
+/// `JobModification` for transferred bytes is sent at most this often per job.
+const MODIFICATION_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The sans-IO transfer engine. See the crate documentation for the loop a driver runs.
 #[derive(Debug)]
 pub struct Engine {
-    out: VecDeque<Output>,
+    config: Config,
+    trust: TrustStore,
+    rng: ChaCha20Rng,
     now: Timestamp,
-    _config: Config,
+    jobs: BTreeMap<JobId, Job>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: u64,
+    next_seq: u64,
+    out: VecDeque<Output>,
+    needs_schedule: bool,
 }
 
 /// A job's durable record: what the store keeps and a restart reloads.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
-    id: JobId,
+    pub(crate) id: JobId,
+    pub(crate) owner: Owner,
+    pub(crate) display_name: String,
+    pub(crate) description: String,
+    pub(crate) job_type: JobType,
+    pub(crate) priority: JobPriority,
+    pub(crate) state: JobState,
+    pub(crate) files: Vec<JobFile>,
+    pub(crate) times: JobTimes,
+    pub(crate) error: Option<JobError>,
+    pub(crate) error_count: u32,
+    pub(crate) notify_flags: NotifyFlags,
+    pub(crate) minimum_retry_delay: u32,
+    pub(crate) no_progress_timeout: u32,
+    pub(crate) maximum_download_time: u32,
+    /// When the job last made progress (or was resumed): the no-progress timer's origin.
+    pub(crate) last_progress: Timestamp,
+    /// When a TRANSIENT_ERROR is retried.
+    pub(crate) retry_at: Option<Timestamp>,
+    /// Time spent CONNECTING or TRANSFERRING since the last resume (MaxDownloadTime).
+    pub(crate) download_time_used_ms: u64,
 }
 
-/// Read access to one job (`IBackgroundCopyJob`'s getters).
+impl JobRecord {
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+}
+
+/// A job: its durable record plus what only lives while the engine runs.
 #[derive(Debug)]
-pub struct JobView<'a> {
-    _engine: &'a Engine,
-    id: JobId,
+pub(crate) struct Job {
+    pub(crate) rec: JobRecord,
+    /// The request in flight for the current file.
+    pub(crate) fetch: Option<Fetch>,
+    /// When the job entered CONNECTING/TRANSFERRING (for MaxDownloadTime).
+    pub(crate) running_since: Option<Timestamp>,
+    /// When the job's current round-robin slice began.
+    pub(crate) slice_started: Option<Timestamp>,
+    /// Position in the round-robin order among jobs of its priority (lower goes first).
+    pub(crate) seq: u64,
+    /// Set between `complete` and the last commit result.
+    pub(crate) completing: Option<Completing>,
+    /// When the last `JobModification` for bytes was sent.
+    pub(crate) last_modification_event: Option<Timestamp>,
+    /// Bytes written since the last `Persist`.
+    pub(crate) bytes_since_persist: u64,
 }
 
-/// Commands on one job (`IBackgroundCopyJob`'s methods). Each returns at once.
-#[derive(Debug)]
-pub struct JobMut<'a> {
-    _engine: &'a mut Engine,
-    id: JobId,
-}
-
-/// Everything about a job at one moment, owned: what `bitsadmin /info` shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobInfo {
-    /// `GetId`.
-    pub id: JobId,
-    /// `GetDisplayName`.
-    pub display_name: String,
-    /// `GetDescription`.
-    pub description: String,
-    /// `GetType`.
-    pub job_type: JobType,
-    /// `GetPriority`.
-    pub priority: JobPriority,
-    /// `GetOwner`.
-    pub owner: Owner,
-    /// `GetState`.
-    pub state: JobState,
-    /// `GetProgress`.
-    pub progress: JobProgress,
-    /// `EnumFiles`.
-    pub files: Vec<FileInfo>,
-    /// `GetTimes`.
-    pub times: JobTimes,
-    /// `GetError`, when the job is in ERROR or TRANSIENT_ERROR.
-    pub error: Option<JobError>,
-    /// `GetErrorCount`.
-    pub error_count: u32,
-    /// `GetNotifyFlags`.
-    pub notify_flags: NotifyFlags,
-    /// `GetMinimumRetryDelay`, seconds.
-    pub minimum_retry_delay: u32,
-    /// `GetNoProgressTimeout`, seconds.
-    pub no_progress_timeout: u32,
-    /// `GetMaximumDownloadTime`, seconds.
-    pub maximum_download_time: u32,
-}
-
-/// One file of a job as the application sees it (`IBackgroundCopyFile`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileInfo {
-    /// Position in the job.
-    pub index: FileIndex,
-    /// The remote URL (after an ALLOW_REPORT redirect, the final URL).
-    pub remote_name: String,
-    /// The local name the file appears at on Complete.
-    pub local_name: std::path::PathBuf,
-    /// The hidden temp file, once created.
-    pub temporary_name: Option<std::path::PathBuf>,
-    /// `BG_FILE_PROGRESS`.
-    pub progress: FileProgress,
+/// Progress of `complete`: commits not yet reported, and whether one failed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completing {
+    pub(crate) pending: u32,
+    pub(crate) failed: bool,
 }
 
 impl Engine {
     /// An engine with no jobs, whose clock starts at `now`.
+    ///
+    /// Trust anchors in `config` that do not parse are skipped (see [`Engine::rejected_anchors`]).
     pub fn new(config: Config, now: Timestamp) -> Self {
-        Self { out: VecDeque::new(), now, _config: config }
+        let (trust, _rejected) = TrustStore::new(&config.trust_anchors);
+        Self {
+            rng: ChaCha20Rng::from_seed(config.rng_seed),
+            trust,
+            config,
+            now,
+            jobs: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            next_seq: 1,
+            out: VecDeque::new(),
+            needs_schedule: false,
+        }
+    }
+
+    /// Trust anchors from the config that could not be parsed: `(index, reason)`.
+    pub fn rejected_anchors(&self) -> Vec<(usize, String)> {
+        TrustStore::new(&self.config.trust_anchors).1
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The latest time the engine has seen.
+    pub fn now(&self) -> Timestamp {
+        self.now
     }
 
     /// Feed one fact. Then drain [`Engine::poll_output`] until it returns `Output::Timeout`.
     pub fn handle(&mut self, input: Input) {
-        let _ = input;
-        unimplemented!()
+        self.advance_clock(input.now());
+        match input {
+            Input::Timeout { .. } => self.handle_timers(),
+            Input::Connected { conn, peer_certificates, .. } => {
+                self.handle_connected(conn, peer_certificates)
+            }
+            Input::ConnectFailed { conn, error, .. } => self.handle_connect_failed(conn, error),
+            Input::Received { conn, data, .. } => self.handle_received(conn, data),
+            Input::Closed { conn, .. } => self.handle_closed(conn),
+            Input::ConnectionFailed { conn, error, .. } => self.handle_connection_failed(conn, error),
+            Input::TempOpened { job, file, len, .. } => self.handle_temp_opened(job, file, len),
+            Input::FileFailed { job, file, op, error, .. } => {
+                self.handle_file_failed(job, file, op, error)
+            }
+            Input::FileCommitted { job, file, .. } => self.handle_file_committed(job, file),
+        }
+        self.schedule_if_needed();
     }
 
     /// The next output; `Output::Timeout` when there is nothing more to do now.
     pub fn poll_output(&mut self) -> Output {
-        self.out.pop_front().unwrap_or(Output::Timeout(None))
+        if let Some(out) = self.out.pop_front() {
+            return out;
+        }
+        Output::Timeout(self.next_deadline())
     }
 
     /// `CreateJob`: a new job in SUSPENDED, owned by `owner`.
-    pub fn create_job(&mut self, display_name: &str, job_type: JobType, owner: Owner) -> Result<JobId, BitsError> {
-        let _ = (display_name, job_type, owner, self.now);
-        unimplemented!()
+    pub fn create_job(
+        &mut self,
+        display_name: &str,
+        job_type: JobType,
+        owner: Owner,
+    ) -> Result<JobId, BitsError> {
+        if job_type != JobType::Download {
+            return Err(BitsError::new(codes::E_NOTIMPL, "only download jobs are implemented"));
+        }
+        commands::check_display_name(display_name)?;
+        let live: Vec<&Job> = self.jobs.values().filter(|j| !j.rec.state.is_final()).collect();
+        if live.len() >= self.config.max_jobs {
+            return Err(BitsError::new(
+                codes::BG_E_TOO_MANY_JOBS_PER_MACHINE,
+                format!("there are already {} jobs (the limit is {})", live.len(), self.config.max_jobs),
+            ));
+        }
+        let owned = live.iter().filter(|j| j.rec.owner == owner).count();
+        if owned >= self.config.max_jobs_per_owner {
+            return Err(BitsError::new(
+                codes::BG_E_TOO_MANY_JOBS_PER_USER,
+                format!("{owner} already has {owned} jobs (the limit is {})", self.config.max_jobs_per_owner),
+            ));
+        }
+        let id = loop {
+            let hi = u128::from(self.rng.next_u64());
+            let id = JobId((hi << 64) | u128::from(self.rng.next_u64()));
+            if !self.jobs.contains_key(&id) {
+                break id;
+            }
+        };
+        let now = self.now;
+        let rec = JobRecord {
+            id,
+            owner,
+            display_name: display_name.to_string(),
+            description: String::new(),
+            job_type,
+            priority: JobPriority::Normal,
+            state: JobState::Suspended,
+            files: Vec::new(),
+            times: JobTimes { creation: now, modification: now, transfer_completion: None },
+            error: None,
+            error_count: 0,
+            notify_flags: NotifyFlags::DEFAULT,
+            minimum_retry_delay: DEFAULT_MIN_RETRY_DELAY,
+            no_progress_timeout: DEFAULT_NO_PROGRESS_TIMEOUT,
+            maximum_download_time: DEFAULT_MAX_DOWNLOAD_TIME,
+            last_progress: now,
+            retry_at: None,
+            download_time_used_ms: 0,
+        };
+        let seq = self.take_seq();
+        self.jobs.insert(
+            id,
+            Job {
+                rec,
+                fetch: None,
+                running_since: None,
+                slice_started: None,
+                seq,
+                completing: None,
+                last_modification_event: None,
+                bytes_since_persist: 0,
+            },
+        );
+        self.push_action(Action::Persist { job: id });
+        Ok(id)
     }
 
     /// Read access to a job (`BG_E_NOT_FOUND` if there is none with that id).
     pub fn job(&self, id: JobId) -> Result<JobView<'_>, BitsError> {
-        let _ = id;
-        unimplemented!()
+        match self.jobs.get(&id) {
+            Some(job) => Ok(JobView::new(job)),
+            None => Err(not_found(id)),
+        }
     }
 
     /// Commands on a job (`BG_E_NOT_FOUND` if there is none with that id).
     pub fn job_mut(&mut self, id: JobId) -> Result<JobMut<'_>, BitsError> {
-        let _ = id;
-        unimplemented!()
+        if !self.jobs.contains_key(&id) {
+            return Err(not_found(id));
+        }
+        Ok(JobMut::new(self, id))
     }
 
     /// The ids of every job not in a final state, oldest first (`EnumJobs`).
     pub fn jobs(&self) -> Vec<JobId> {
-        unimplemented!()
+        let mut live: Vec<&Job> = self.jobs.values().filter(|j| !j.rec.state.is_final()).collect();
+        live.sort_by_key(|j| (j.rec.times.creation, j.seq));
+        live.into_iter().map(|j| j.rec.id).collect()
     }
 
-    /// The durable record of a job, for [`Action::Persist`](crate::Action::Persist).
+    /// The durable record of a job, for [`Action::Persist`].
     pub fn job_record(&self, id: JobId) -> Option<&JobRecord> {
-        let _ = id;
-        unimplemented!()
+        self.jobs.get(&id).map(|j| &j.rec)
+    }
+
+    // ---- internals shared by the sibling files ----
+
+    fn advance_clock(&mut self, now: Timestamp) {
+        // Time that goes backwards (a wall-clock step) is ignored: the engine keeps the latest.
+        self.now = self.now.max(now);
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn push_action(&mut self, action: Action) {
+        self.out.push_back(Output::Action(action));
+    }
+
+    fn push_event(&mut self, event: JobEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    /// Sends a BITS callback event if the job's notify flags ask for it.
+    fn notify(&mut self, id: JobId, flag: u32, event: JobEvent) {
+        let wanted = self.jobs.get(&id).is_some_and(|j| j.rec.notify_flags.wants(flag));
+        if wanted {
+            self.push_event(event);
+        }
+    }
+
+    /// The job was modified by a command: bump its time, tell the app, persist it.
+    fn touch(&mut self, id: JobId) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.rec.times.modification = self.now;
+        }
+        self.notify(id, NotifyFlags::JOB_MODIFICATION, JobEvent::JobModification { job: id });
+        self.push_action(Action::Persist { job: id });
+    }
+
+    fn job_state(&self, id: JobId) -> Option<JobState> {
+        self.jobs.get(&id).map(|j| j.rec.state)
+    }
+
+    /// Applies a trigger through the transition table; the only writer of a job's state.
+    fn apply(&mut self, id: JobId, trigger: Trigger) -> Outcome {
+        let Some(from) = self.job_state(id) else { return Outcome::Ignore };
+        let outcome = transition(from, trigger);
+        if let Outcome::Move(to) = outcome {
+            if to != from {
+                self.enter_state(id, from, to);
+            }
+        }
+        outcome
+    }
+
+    fn enter_state(&mut self, id: JobId, from: JobState, to: JobState) {
+        let now = self.now;
+        if !to.is_running() {
+            self.stop_fetch(id);
+        }
+        // Invariant: `apply` only calls this for a job it just found.
+        let job = self.jobs.get_mut(&id).expect("job exists");
+        job.rec.state = to;
+        job.rec.times.modification = now;
+        if from.is_running() && !to.is_running() {
+            if let Some(since) = job.running_since.take() {
+                let ran = now.saturating_since(since).as_millis();
+                job.rec.download_time_used_ms =
+                    job.rec.download_time_used_ms.saturating_add(u64::try_from(ran).unwrap_or(u64::MAX));
+            }
+            job.slice_started = None;
+        }
+        if !from.is_running() && to.is_running() {
+            job.running_since = Some(now);
+            job.slice_started = Some(now);
+        }
+        if to != JobState::TransientError {
+            job.rec.retry_at = None;
+        }
+        match to {
+            // BITS: the error object lasts until the next TRANSFERRING.
+            JobState::Transferring => job.rec.error = None,
+            JobState::Transferred => job.rec.times.transfer_completion = Some(now),
+            _ => {}
+        }
+        let error = job.rec.error.clone();
+        self.push_event(JobEvent::StateChanged { job: id, from, to });
+        match to {
+            JobState::Transferred => {
+                self.notify(id, NotifyFlags::JOB_TRANSFERRED, JobEvent::JobTransferred { job: id })
+            }
+            JobState::Error => {
+                if let Some(error) = error {
+                    self.notify(id, NotifyFlags::JOB_ERROR, JobEvent::JobError { job: id, error });
+                }
+            }
+            // BITS sends no JobModification for the change to ERROR or TRANSFERRED.
+            _ => self.notify(id, NotifyFlags::JOB_MODIFICATION, JobEvent::JobModification { job: id }),
+        }
+        if to.is_final() {
+            self.push_action(Action::Forget { job: id });
+        } else {
+            self.push_action(Action::Persist { job: id });
+        }
+        self.needs_schedule = true;
     }
 }
 
-impl JobView<'_> {
-    /// `GetId`.
-    pub fn id(&self) -> JobId { self.id }
-    /// `GetDisplayName`.
-    pub fn display_name(&self) -> &str { unimplemented!() }
-    /// `GetDescription`.
-    pub fn description(&self) -> &str { unimplemented!() }
-    /// `GetType`.
-    pub fn job_type(&self) -> JobType { unimplemented!() }
-    /// `GetPriority`.
-    pub fn priority(&self) -> JobPriority { unimplemented!() }
-    /// `GetOwner`.
-    pub fn owner(&self) -> &Owner { unimplemented!() }
-    /// `GetState`.
-    pub fn state(&self) -> JobState { unimplemented!() }
-    /// `GetProgress`.
-    pub fn progress(&self) -> JobProgress { unimplemented!() }
-    /// `EnumFiles` with each file's names and progress.
-    pub fn files(&self) -> Vec<FileInfo> { unimplemented!() }
-    /// `GetTimes`.
-    pub fn times(&self) -> JobTimes { unimplemented!() }
-    /// `GetError`: `BG_E_ERROR_INFORMATION_UNAVAILABLE` outside ERROR and TRANSIENT_ERROR.
-    pub fn error(&self) -> Result<&JobError, BitsError> { unimplemented!() }
-    /// `GetErrorCount`.
-    pub fn error_count(&self) -> u32 { unimplemented!() }
-    /// `GetNotifyFlags`.
-    pub fn notify_flags(&self) -> NotifyFlags { unimplemented!() }
-    /// `GetMinimumRetryDelay`, in seconds.
-    pub fn minimum_retry_delay(&self) -> u32 { unimplemented!() }
-    /// `GetNoProgressTimeout`, in seconds.
-    pub fn no_progress_timeout(&self) -> u32 { unimplemented!() }
-    /// `GetMaximumDownloadTime`, in seconds (0: no limit).
-    pub fn maximum_download_time(&self) -> u32 { unimplemented!() }
-    /// Everything at once, owned.
-    pub fn info(&self) -> JobInfo { unimplemented!() }
-}
-
-impl JobMut<'_> {
-    /// `AddFile`: http/https URL (≤ 2,200 chars), absolute local path.
-    pub fn add_file(&mut self, remote_url: &str, local_name: &std::path::Path) -> Result<FileIndex, BitsError> { let _ = (remote_url, local_name, self.id); unimplemented!() }
-    /// `Resume`.
-    pub fn resume(&mut self) -> Result<(), BitsError> { unimplemented!() }
-    /// `Suspend`.
-    pub fn suspend(&mut self) -> Result<(), BitsError> { unimplemented!() }
-    /// `Cancel`: temp files are deleted.
-    pub fn cancel(&mut self) -> Result<(), BitsError> { unimplemented!() }
-    /// `Complete`: transferred files are committed, others deleted.
-    pub fn complete(&mut self) -> Result<CompleteOutcome, BitsError> { unimplemented!() }
-    /// `SetDisplayName` (≤ 256 characters).
-    pub fn set_display_name(&mut self, name: &str) -> Result<(), BitsError> { let _ = name; unimplemented!() }
-    /// `SetDescription` (≤ 1,024 characters).
-    pub fn set_description(&mut self, description: &str) -> Result<(), BitsError> { let _ = description; unimplemented!() }
-    /// `SetPriority`.
-    pub fn set_priority(&mut self, priority: JobPriority) -> Result<(), BitsError> { let _ = priority; unimplemented!() }
-    /// `SetNotifyFlags` (`E_NOTIMPL` on unknown bits).
-    pub fn set_notify_flags(&mut self, flags: u32) -> Result<(), BitsError> { let _ = flags; unimplemented!() }
-    /// `SetMinimumRetryDelay`, seconds (clamped to ≥ 5).
-    pub fn set_minimum_retry_delay(&mut self, secs: u32) -> Result<(), BitsError> { let _ = secs; unimplemented!() }
-    /// `SetNoProgressTimeout`, seconds (0: every error is fatal).
-    pub fn set_no_progress_timeout(&mut self, secs: u32) -> Result<(), BitsError> { let _ = secs; unimplemented!() }
-    /// `SetMaximumDownloadTime`, seconds (0: no limit).
-    pub fn set_maximum_download_time(&mut self, secs: u32) -> Result<(), BitsError> { let _ = secs; unimplemented!() }
+fn not_found(id: JobId) -> BitsError {
+    BitsError::new(codes::BG_E_NOT_FOUND, format!("there is no job {id}"))
 }

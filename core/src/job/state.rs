@@ -232,8 +232,9 @@ pub fn transition(state: JobState, trigger: Trigger) -> Outcome {
         (Connecting | Transferring, T::AllFilesDone) => Move(Transferred),
 
         // failures
-        (Queued | Connecting | Transferring, T::TransientFailure) => Move(TransientError),
-        (Queued | Connecting | Transferring | TransientError, T::FatalFailure) => Move(Error),
+        // TRANSFERRED too: a write of the last bytes may fail after the response ended.
+        (Queued | Connecting | Transferring | Transferred, T::TransientFailure) => Move(TransientError),
+        (Queued | Connecting | Transferring | TransientError | Transferred, T::FatalFailure) => Move(Error),
         (TransientError, T::RetryDue) => Move(Queued),
         (TransientError, T::NoProgressTimeout) => Move(Error),
         (Queued | Connecting | Transferring | TransientError, T::MaxDownloadTimeout) => Move(Error),

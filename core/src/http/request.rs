@@ -1,0 +1,326 @@
+//! Writing a request head: the only bytes we ever send, since we only GET and HEAD.
+
+use bytes::{BufMut, BytesMut};
+
+use super::HttpError;
+
+/// The request methods a download needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Fetch the body.
+    Get,
+    /// Fetch only the head (size, validators); the response has no body.
+    Head,
+}
+
+impl Method {
+    /// The method token as sent on the request line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+        }
+    }
+}
+
+/// A request head to encode.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// The request method.
+    pub method: Method,
+    /// Origin-form target: path and optional `?query`, e.g. `/a/b?c=1`; must start with `/`.
+    pub target: &'a str,
+    /// Host header value: host or host:port, an IPv6 literal in brackets.
+    pub host: &'a str,
+    /// User-Agent header value.
+    pub user_agent: &'a str,
+    /// `Some(n)` sends `Range: bytes=n-`.
+    pub range_start: Option<u64>,
+    /// `Some(v)` sends `If-Range: v` (a strong ETag or an HTTP-date); only sent with `range_start`.
+    pub if_range: Option<&'a str>,
+    /// Custom headers, sent verbatim after the standard ones.
+    pub extra_headers: &'a [(&'a str, &'a str)],
+}
+
+/// Custom header values may carry credentials and the target may carry signed query tokens,
+/// so neither is printed.
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.extra_headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("range_start", &self.range_start)
+            .field("extra_header_names", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Request<'_> {
+    /// Appends the encoded head to `out`.
+    ///
+    /// Always sends the request line `METHOD target HTTP/1.1`, Host, User-Agent, `Accept: */*`,
+    /// `Accept-Encoding: identity`, `Connection: keep-alive`, then Range/If-Range, then the extra
+    /// headers, then the blank line. Everything is checked before anything is written, so on
+    /// error `out` is unchanged.
+    pub fn encode(&self, out: &mut BytesMut) -> Result<(), HttpError> {
+        self.validate()?;
+        out.reserve(256 + self.target.len());
+        out.put_slice(self.method.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(self.target.as_bytes());
+        out.put_slice(b" HTTP/1.1\r\n");
+        put_field(out, "Host", self.host);
+        put_field(out, "User-Agent", self.user_agent);
+        put_field(out, "Accept", "*/*");
+        // We store bytes exactly as served; a compressed coding would break ranges and sizes.
+        put_field(out, "Accept-Encoding", "identity");
+        put_field(out, "Connection", "keep-alive");
+        if let Some(start) = self.range_start {
+            put_field(out, "Range", &format!("bytes={start}-"));
+            if let Some(validator) = self.if_range {
+                put_field(out, "If-Range", validator);
+            }
+        }
+        for (name, value) in self.extra_headers {
+            put_field(out, name, value);
+        }
+        out.put_slice(b"\r\n");
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), HttpError> {
+        // Visible ASCII only: a space or control byte would end the request line early.
+        if !self.target.starts_with('/') || !self.target.bytes().all(is_vchar) {
+            // The target is not echoed: its query may hold a signed token.
+            return Err(invalid(
+                "target must start with '/' and hold only visible ASCII".into(),
+            ));
+        }
+        if self.host.is_empty() || !self.host.bytes().all(is_vchar) {
+            return Err(invalid(format!(
+                "host {:?} is not a valid Host value",
+                self.host
+            )));
+        }
+        check_value("User-Agent", self.user_agent)?;
+        if let Some(validator) = self.if_range {
+            check_value("If-Range", validator)?;
+        }
+        for (name, value) in self.extra_headers {
+            check_name(name)?;
+            check_value(name, value)?;
+        }
+        Ok(())
+    }
+}
+
+fn put_field(out: &mut BytesMut, name: &str, value: &str) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Header names we refuse from callers: a second Host reroutes the request, and a framing
+/// header would make the server read our next request as this one's body.
+const RESERVED: [&str; 3] = ["host", "content-length", "transfer-encoding"];
+
+fn check_name(name: &str) -> Result<(), HttpError> {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(invalid(format!("header name {name:?} is not a token")));
+    }
+    if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+        return Err(invalid(format!(
+            "header {name} may not be set by the caller"
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(name: &str, value: &str) -> Result<(), HttpError> {
+    // RFC 9110 §5.5: field-value is VCHAR, SP, HTAB and obs-text; CR, LF and NUL would split it.
+    let ok = value
+        .bytes()
+        .all(|b| b == b'\t' || b == b' ' || is_vchar(b) || b >= 0x80);
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "value of header {name} contains a control character"
+        )))
+    }
+}
+
+fn is_vchar(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn invalid(message: String) -> HttpError {
+    HttpError::InvalidRequest(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request<'static> {
+        Request {
+            method: Method::Get,
+            target: "/files/a.iso?v=2",
+            host: "[::1]:8080",
+            user_agent: "backhaul/0.1",
+            range_start: None,
+            if_range: None,
+            extra_headers: &[],
+        }
+    }
+
+    fn encode(req: &Request<'_>) -> Result<String, HttpError> {
+        let mut out = BytesMut::new();
+        req.encode(&mut out)?;
+        Ok(String::from_utf8(out.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn ranged_request_with_if_range_encodes_exact_bytes() {
+        let req = Request {
+            range_start: Some(1_048_576),
+            if_range: Some("\"abc123\""),
+            extra_headers: &[("X-Token", "t 1")],
+            ..request()
+        };
+        assert_eq!(
+            encode(&req).unwrap(),
+            "GET /files/a.iso?v=2 HTTP/1.1\r\n\
+             Host: [::1]:8080\r\n\
+             User-Agent: backhaul/0.1\r\n\
+             Accept: */*\r\n\
+             Accept-Encoding: identity\r\n\
+             Connection: keep-alive\r\n\
+             Range: bytes=1048576-\r\n\
+             If-Range: \"abc123\"\r\n\
+             X-Token: t 1\r\n\
+             \r\n"
+        );
+    }
+
+    #[test]
+    fn head_request_without_range_ignores_if_range() {
+        let req = Request {
+            method: Method::Head,
+            if_range: Some("\"x\""),
+            ..request()
+        };
+        let text = encode(&req).unwrap();
+        assert!(text.starts_with("HEAD /files/a.iso?v=2 HTTP/1.1\r\n"));
+        assert!(!text.contains("If-Range"));
+        assert!(text.ends_with("Connection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn crlf_injection_is_refused_everywhere() {
+        let bad = "a\r\nX-Evil: 1";
+        let cases = [
+            Request {
+                target: "/a\r\nX: y",
+                ..request()
+            },
+            Request {
+                target: "/a\0",
+                ..request()
+            },
+            Request {
+                host: bad,
+                ..request()
+            },
+            Request {
+                user_agent: bad,
+                ..request()
+            },
+            Request {
+                user_agent: "a\nb",
+                ..request()
+            },
+            Request {
+                range_start: Some(0),
+                if_range: Some(bad),
+                ..request()
+            },
+            Request {
+                if_range: Some(bad),
+                ..request()
+            },
+            Request {
+                extra_headers: &[("X-A", "ok\r\n\r\nGET / HTTP/1.1")],
+                ..request()
+            },
+            Request {
+                extra_headers: &[("X-A\r\nX-B", "v")],
+                ..request()
+            },
+        ];
+        for req in cases {
+            let mut out = BytesMut::new();
+            let err = req.encode(&mut out).unwrap_err();
+            assert!(matches!(err, HttpError::InvalidRequest(_)), "{req:?}");
+            assert!(out.is_empty(), "nothing written for {req:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_header_values_and_target() {
+        let extra = [("Authorization", "Bearer s3cret")];
+        let req = Request {
+            target: "/f?sig=t0ken",
+            extra_headers: &extra,
+            ..request()
+        };
+        let printed = format!("{req:?}");
+        assert!(printed.contains("Authorization"), "{printed}");
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("t0ken"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn bad_targets_and_header_names_are_refused() {
+        for target in ["", "a/b", "http://h/a", "/a b", "/a\tb"] {
+            assert!(
+                encode(&Request {
+                    target,
+                    ..request()
+                })
+                .is_err(),
+                "{target:?}"
+            );
+        }
+        for name in [
+            "",
+            "X A",
+            "X:A",
+            "X\"",
+            "Content-Length",
+            "HOST",
+            "transfer-encoding",
+        ] {
+            let extra = [(name, "v")];
+            let req = Request {
+                extra_headers: &extra,
+                ..request()
+            };
+            assert!(encode(&req).is_err(), "{name:?}");
+        }
+        assert!(encode(&Request {
+            host: "",
+            ..request()
+        })
+        .is_err());
+    }
+}

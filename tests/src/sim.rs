@@ -1,0 +1,634 @@
+//! A deterministic simulation of one [`Engine`]: a virtual clock, scripted HTTP servers, an
+//! in-memory file system, and seeded faults (how responses are split into reads, and delivery
+//! latency). No sockets, no threads, no real time: a whole 14-day no-progress timeout runs in
+//! microseconds, and a failing seed replays exactly (`BACKHAUL_SIM_SEED=<n>`).
+//!
+//! `step` performs the engine's pending actions, then delivers the earliest scheduled input (or
+//! fires the engine's timer); `drive` steps until nothing is left to do; `drive_until` stops at
+//! a condition. Both are bounded and panic on a livelock, naming the seed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backhaul_core::{
+    Action, Config, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, IoFailureKind, JobEvent, JobId,
+    JobState, Output, Owner, Timestamp,
+};
+use bytes::Bytes;
+
+/// The time every simulation starts at: 2026-01-01T00:00:00Z.
+pub const START: Timestamp = Timestamp::from_secs(1_767_225_600);
+
+/// One version of a remote file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// The bytes.
+    pub body: Vec<u8>,
+    /// A strong ETag, quoted (e.g. `"\"v1\""`).
+    pub etag: Option<String>,
+    /// A Last-Modified HTTP-date.
+    pub last_modified: Option<String>,
+    /// Send the body chunked instead of with Content-Length.
+    pub chunked: bool,
+}
+
+impl Resource {
+    /// A resource with a strong ETag.
+    pub fn new(body: impl Into<Vec<u8>>, etag: &str) -> Self {
+        Self { body: body.into(), etag: Some(format!("\"{etag}\"")), last_modified: None, chunked: false }
+    }
+}
+
+/// How the server answers one request for a path. Replies are used in order; the last repeats.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Serve the path's current resource (honouring Range and If-Range).
+    Serve,
+    /// Serve it, but close the connection after this many body bytes.
+    Truncate(u64),
+    /// Answer with this status, extra headers, and a small body.
+    Status(u16, Vec<(String, String)>),
+    /// Replace the path's resource, then serve the new one.
+    ChangeTo(Resource),
+    /// Replace the path's resource, then serve the new one truncated after this many bytes.
+    ChangeToTruncated(Resource, u64),
+    /// Accept the request and never answer.
+    Silence,
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// Host the connection went to.
+    pub host: String,
+    /// Request target.
+    pub path: String,
+    /// Headers, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// The connection it came on.
+    pub conn: ConnId,
+}
+
+impl SeenRequest {
+    /// The first value of a header (lower-case name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Server {
+    resources: BTreeMap<String, Resource>,
+    scripts: BTreeMap<String, VecDeque<Reply>>,
+    refuse_connections: bool,
+}
+
+#[derive(Debug)]
+struct SimConn {
+    host: String,
+    port: u16,
+}
+
+/// A file of the in-memory file system.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimFile {
+    /// Contents.
+    pub data: Vec<u8>,
+}
+
+/// The simulated world around one engine.
+#[derive(Debug)]
+pub struct Sim {
+    /// The engine under test.
+    pub engine: Engine,
+    /// The seed this run replays with.
+    pub seed: u64,
+    /// Every event the engine emitted, in order.
+    pub events: Vec<JobEvent>,
+    /// Every request the servers received, in order.
+    pub requests: Vec<SeenRequest>,
+    /// The in-memory file system.
+    pub files: BTreeMap<PathBuf, SimFile>,
+    /// Every connection the engine asked to open.
+    pub connects: u32,
+    /// Times a job record was persisted.
+    pub persists: u32,
+    /// Write failures to inject: when set, writes fail with this kind.
+    pub fail_writes: Option<IoFailureKind>,
+    /// Directories that exist (files may only be created in these).
+    pub dirs: Vec<PathBuf>,
+    now: Timestamp,
+    rng: u64,
+    latency: Duration,
+    servers: BTreeMap<(String, u16), Server>,
+    conns: BTreeMap<ConnId, SimConn>,
+    open_files: BTreeMap<(JobId, FileIndex), PathBuf>,
+    pending: Vec<(Timestamp, u64, Input)>,
+    order: u64,
+    last_timeout: Option<Timestamp>,
+}
+
+impl Sim {
+    /// A world with one engine seeded from `seed`, and a directory `/dl`.
+    pub fn new(seed: u64) -> Self {
+        let mut config = Config::new(seed_bytes(seed));
+        config.receive_timeout = Duration::from_secs(60);
+        Self::with_config(seed, config)
+    }
+
+    /// A world around an engine built from `config` (its RNG seed is replaced by `seed`'s).
+    pub fn with_config(seed: u64, mut config: Config) -> Self {
+        config.rng_seed = seed_bytes(seed);
+        config.trust_anchors.push(sim_ca().0.clone());
+        Self {
+            engine: Engine::new(config, START),
+            seed,
+            events: Vec::new(),
+            requests: Vec::new(),
+            files: BTreeMap::new(),
+            connects: 0,
+            persists: 0,
+            fail_writes: None,
+            dirs: vec![PathBuf::from("/dl")],
+            now: START,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            latency: Duration::from_millis(5),
+            servers: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            open_files: BTreeMap::new(),
+            pending: Vec::new(),
+            order: 0,
+            last_timeout: None,
+        }
+    }
+
+    /// Serves `resource` at `http(s)://host:port/path`.
+    pub fn serve(&mut self, host: &str, port: u16, path: &str, resource: Resource) {
+        let server = self.servers.entry((host.to_string(), port)).or_default();
+        server.resources.insert(path.to_string(), resource);
+    }
+
+    /// Scripts how the next requests for `path` are answered (the last reply repeats).
+    pub fn script(&mut self, host: &str, port: u16, path: &str, replies: Vec<Reply>) {
+        let server = self.servers.entry((host.to_string(), port)).or_default();
+        server.scripts.insert(path.to_string(), replies.into());
+    }
+
+    /// Makes every connection to `host:port` be refused (or accepted again).
+    pub fn refuse_connections(&mut self, host: &str, port: u16, refuse: bool) {
+        self.servers.entry((host.to_string(), port)).or_default().refuse_connections = refuse;
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Moves the clock forward by `d` (firing timers that fall due on the way).
+    pub fn advance(&mut self, d: Duration) {
+        let until = self.now.saturating_add(d);
+        while let Some(at) = self.next_wakeup().filter(|at| *at <= until) {
+            self.now = self.now.max(at);
+            self.deliver_due();
+            self.drain();
+        }
+        self.now = until;
+        self.engine.handle(Input::Timeout { now: until });
+        self.drain();
+    }
+
+    /// Creates a download job owned by `test` and returns its id.
+    pub fn create_job(&mut self, name: &str) -> JobId {
+        let id = self
+            .engine
+            .create_job(name, backhaul_core::JobType::Download, Owner("test".into()))
+            .expect("create_job");
+        self.drain();
+        id
+    }
+
+    /// Runs a command on the engine at the current time, then performs its outputs.
+    pub fn command<R>(&mut self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        self.engine.handle(Input::Timeout { now: self.now });
+        let r = f(&mut self.engine);
+        self.drain();
+        r
+    }
+
+    /// A job's state.
+    pub fn state(&self, id: JobId) -> JobState {
+        self.engine.job(id).expect("job exists").state()
+    }
+
+    /// One step: deliver the earliest scheduled input or fire the engine's timer. False when
+    /// nothing is left to do.
+    pub fn step(&mut self) -> bool {
+        self.drain();
+        let Some(at) = self.next_wakeup() else { return false };
+        self.now = self.now.max(at);
+        self.deliver_due();
+        self.drain();
+        true
+    }
+
+    /// Steps until nothing is left to do. Panics (naming the seed) after `max_steps`.
+    pub fn drive(&mut self, max_steps: usize) {
+        self.drive_until(max_steps, |_| false);
+    }
+
+    /// Steps until `done` holds or nothing is left to do. Panics after `max_steps`.
+    pub fn drive_until(&mut self, max_steps: usize, mut done: impl FnMut(&Sim) -> bool) {
+        for _ in 0..max_steps {
+            if done(self) || !self.step() {
+                return;
+            }
+        }
+        panic!("livelock: still busy after {max_steps} steps (seed {})", self.seed);
+    }
+
+    /// Steps until job `id` is in `state`; panics if it never gets there.
+    pub fn drive_to_state(&mut self, id: JobId, state: JobState) {
+        self.drive_until(100_000, |s| s.state(id) == state);
+        assert_eq!(self.state(id), state, "job never reached {state} (seed {})", self.seed);
+    }
+
+    /// The contents of a file in the in-memory file system.
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(Path::new(path)).map(|f| f.data.as_slice())
+    }
+
+    /// The states a job went through, from its `StateChanged` events.
+    pub fn states_of(&self, id: JobId) -> Vec<JobState> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::StateChanged { job, to, .. } if *job == id => Some(*to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn next_wakeup(&self) -> Option<Timestamp> {
+        let delivery = self.pending.iter().map(|(at, _, _)| *at).min();
+        let timer = self.last_timeout.map(|t| t.max(self.now));
+        match (delivery, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn deliver_due(&mut self) {
+        let now = self.now;
+        let mut due: Vec<(Timestamp, u64, Input)> = Vec::new();
+        let mut rest = Vec::new();
+        for item in self.pending.drain(..) {
+            if item.0 <= now {
+                due.push(item);
+            } else {
+                rest.push(item);
+            }
+        }
+        self.pending = rest;
+        due.sort_by_key(|(at, order, _)| (*at, *order));
+        if due.is_empty() {
+            self.engine.handle(Input::Timeout { now });
+        }
+        for (_, _, mut input) in due {
+            set_now(&mut input, now);
+            self.engine.handle(input);
+            self.drain();
+        }
+    }
+
+    /// Performs every pending output of the engine.
+    fn drain(&mut self) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Action(action) => self.perform(action),
+                Output::Event(event) => self.events.push(event),
+                Output::Timeout(t) => {
+                    self.last_timeout = t;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn later(&mut self, input: Input) {
+        let jitter = self.next_rand() % 3;
+        let mut at = self.now.saturating_add(self.latency + Duration::from_millis(jitter));
+        // A connection delivers in order, like TCP: never before its previous delivery.
+        if let Some(conn) = input_conn(&input) {
+            let last = self.pending.iter().filter(|p| input_conn(&p.2) == Some(conn)).map(|p| p.0).max();
+            // Each further piece takes a millisecond: a crude bandwidth, so reads arrive apart.
+            at = at.max(last.map_or(at, |l| l.saturating_add(Duration::from_millis(1))));
+        }
+        self.order += 1;
+        self.pending.push((at, self.order, input));
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: the seeded source of every simulated fault.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn perform(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Connect { conn, host, port, tls_server_name } => {
+                self.connects += 1;
+                let refused = self.servers.get(&(host.clone(), port)).is_none_or(|s| s.refuse_connections);
+                if refused {
+                    let error = IoFailure::new(IoFailureKind::ConnectRefused, "Connection refused (simulated)");
+                    self.later(Input::ConnectFailed { now, conn, error });
+                } else {
+                    self.conns.insert(conn, SimConn { host, port });
+                    let peer_certificates = tls_server_name.map(|name| vec![sim_leaf(&name)]).unwrap_or_default();
+                    self.later(Input::Connected { now, conn, peer_certificates });
+                }
+            }
+            Action::Send { conn, data } => self.answer(conn, &data),
+            Action::Close { conn } => {
+                self.conns.remove(&conn);
+                self.pending.retain(|(_, _, input)| input_conn(input) != Some(conn));
+            }
+            Action::OpenTemp { job, file, path, create } => {
+                let dir_ok = path.parent().is_some_and(|d| self.dirs.iter().any(|x| x == d));
+                let result = if !dir_ok {
+                    Err(IoFailureKind::NotFound)
+                } else if create && self.files.contains_key(&path) {
+                    Err(IoFailureKind::AlreadyExists)
+                } else if !create && !self.files.contains_key(&path) {
+                    Err(IoFailureKind::NotFound)
+                } else {
+                    Ok(())
+                };
+                match result {
+                    Ok(()) => {
+                        let len = self.files.entry(path.clone()).or_default().data.len() as u64;
+                        self.open_files.insert((job, file), path);
+                        self.engine.handle(Input::TempOpened { now, job, file, len });
+                    }
+                    Err(kind) => {
+                        let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
+                        self.engine.handle(Input::FileFailed { now, job, file, op: FileOp::OpenTemp, error });
+                    }
+                }
+            }
+            Action::WriteFile { job, file, offset, data } => {
+                if let Some(kind) = self.fail_writes {
+                    let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
+                    self.engine.handle(Input::FileFailed { now, job, file, op: FileOp::Write, error });
+                    return;
+                }
+                let path = self.open_files.get(&(job, file)).expect("write to an open file").clone();
+                let f = self.files.entry(path).or_default();
+                let end = offset as usize + data.len();
+                if f.data.len() < end {
+                    f.data.resize(end, 0);
+                }
+                f.data[offset as usize..end].copy_from_slice(&data);
+            }
+            Action::TruncateFile { job, file, len } => {
+                let path = self.open_files.get(&(job, file)).expect("truncate an open file").clone();
+                self.files.entry(path).or_default().data.truncate(len as usize);
+            }
+            Action::CloseFile { job, file } => {
+                self.open_files.remove(&(job, file));
+            }
+            Action::CommitFile { job, file, temp, dest } => {
+                self.open_files.remove(&(job, file));
+                match self.files.remove(&temp) {
+                    Some(f) => {
+                        self.files.insert(dest, f);
+                        self.engine.handle(Input::FileCommitted { now, job, file });
+                    }
+                    None => {
+                        let error = IoFailure::new(IoFailureKind::NotFound, "temp file missing (simulated)");
+                        self.engine.handle(Input::FileFailed { now, job, file, op: FileOp::Commit, error });
+                    }
+                }
+            }
+            Action::DeleteTemp { job, file, path } => {
+                self.open_files.remove(&(job, file));
+                self.files.remove(&path);
+            }
+            Action::Persist { .. } | Action::Forget { .. } => self.persists += 1,
+            other => panic!("the simulation does not know {other:?}"),
+        }
+    }
+
+    /// The scripted server reads one request and schedules its response.
+    fn answer(&mut self, conn: ConnId, data: &[u8]) {
+        let now = self.now;
+        let Some(c) = self.conns.get(&conn) else { return };
+        let key = (c.host.clone(), c.port);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        let parsed = req.parse(data).expect("the engine sends valid requests");
+        assert!(parsed.is_complete(), "the engine sends a whole request head at once");
+        let path = req.path.unwrap_or("/").to_string();
+        let seen = SeenRequest {
+            host: c.host.clone(),
+            path: path.clone(),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
+            conn,
+        };
+        self.requests.push(seen.clone());
+        let server = self.servers.entry(key).or_default();
+        let reply = match server.scripts.get_mut(&path) {
+            Some(script) if script.len() > 1 => script.pop_front().expect("non-empty"),
+            Some(script) => script.front().cloned().unwrap_or(Reply::Serve),
+            None => Reply::Serve,
+        };
+        let (bytes, truncate_at) = match reply {
+            Reply::Serve => (serve(server.resources.get(&path), &seen), None),
+            Reply::Truncate(n) => serve_truncated(server.resources.get(&path), &seen, n),
+            Reply::Status(status, extra) => (status_response(status, &extra), None),
+            Reply::ChangeTo(resource) => {
+                server.resources.insert(path.clone(), resource);
+                (serve(server.resources.get(&path), &seen), None)
+            }
+            Reply::ChangeToTruncated(resource, n) => {
+                server.resources.insert(path.clone(), resource);
+                serve_truncated(server.resources.get(&path), &seen, n)
+            }
+            Reply::Silence => return,
+        };
+        // Seeded fault: the response arrives split at random points, as real reads do.
+        let mut rest = Bytes::from(bytes);
+        while !rest.is_empty() {
+            let piece = 1 + (self.next_rand() % 70_000) as usize;
+            let data = rest.split_to(piece.min(rest.len()));
+            self.later(Input::Received { now, conn, data });
+        }
+        if truncate_at.is_some() {
+            self.later(Input::Closed { now, conn });
+        }
+    }
+}
+
+/// The simulation's CA: its certificate (trusted by every simulated engine) and its issuer.
+fn sim_ca() -> &'static (backhaul_core::CertificateDer<'static>, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    static CA: std::sync::OnceLock<(backhaul_core::CertificateDer<'static>, rcgen::Issuer<'static, rcgen::KeyPair>)> =
+        std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "backhaul sim CA");
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        (cert.der().clone(), rcgen::Issuer::new(params, key))
+    })
+}
+
+/// A leaf certificate for `name`, issued by the simulation's CA (cached per name).
+fn sim_leaf(name: &str) -> backhaul_core::CertificateDer<'static> {
+    static LEAVES: std::sync::Mutex<BTreeMap<String, backhaul_core::CertificateDer<'static>>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut leaves = LEAVES.lock().unwrap_or_else(|p| p.into_inner());
+    leaves
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let key = rcgen::KeyPair::generate().expect("leaf key");
+            let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("leaf params");
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+            params.signed_by(&key, &sim_ca().1).expect("signed leaf").der().clone()
+        })
+        .clone()
+}
+
+/// Inputs carry the time they are delivered at, not the time they were scheduled.
+fn set_now(input: &mut Input, at: Timestamp) {
+    match input {
+        Input::Timeout { now }
+        | Input::Connected { now, .. }
+        | Input::ConnectFailed { now, .. }
+        | Input::Received { now, .. }
+        | Input::Closed { now, .. }
+        | Input::ConnectionFailed { now, .. }
+        | Input::TempOpened { now, .. }
+        | Input::FileFailed { now, .. }
+        | Input::FileCommitted { now, .. } => *now = at,
+        _ => {}
+    }
+}
+
+fn input_conn(input: &Input) -> Option<ConnId> {
+    match input {
+        Input::Connected { conn, .. }
+        | Input::ConnectFailed { conn, .. }
+        | Input::Received { conn, .. }
+        | Input::Closed { conn, .. }
+        | Input::ConnectionFailed { conn, .. } => Some(*conn),
+        _ => None,
+    }
+}
+
+fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes
+}
+
+/// A full or ranged response for `resource`, as a real server would send it.
+fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
+    let Some(r) = resource else { return status_response(404, &[]) };
+    let len = r.body.len() as u64;
+    let validators_match = match req.header("if-range") {
+        None => true,
+        Some(v) => r.etag.as_deref() == Some(v) || r.last_modified.as_deref() == Some(v),
+    };
+    let range = req
+        .header("range")
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.strip_suffix('-'))
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|_| validators_match);
+    let mut head = String::new();
+    let body: &[u8] = match range {
+        Some(start) if start >= len => {
+            head.push_str(&format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n"));
+            head.push_str("Content-Length: 0\r\n");
+            &[]
+        }
+        Some(start) => {
+            head.push_str("HTTP/1.1 206 Partial Content\r\n");
+            head.push_str(&format!("Content-Range: bytes {start}-{}/{len}\r\n", len - 1));
+            &r.body[start as usize..]
+        }
+        None => {
+            head.push_str("HTTP/1.1 200 OK\r\n");
+            &r.body
+        }
+    };
+    if let Some(etag) = &r.etag {
+        head.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    if let Some(lm) = &r.last_modified {
+        head.push_str(&format!("Last-Modified: {lm}\r\n"));
+    }
+    let mut out;
+    if r.chunked && !head.contains(" 416 ") {
+        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        out = head.into_bytes();
+        for piece in body.chunks(1000) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        if !head.contains("Content-Length") {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        out = head.into_bytes();
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+fn serve_truncated(resource: Option<&Resource>, req: &SeenRequest, body_bytes: u64) -> (Vec<u8>, Option<u64>) {
+    let full = serve(resource, req);
+    let head_len = full.windows(4).position(|w| w == b"\r\n\r\n").map_or(full.len(), |p| p + 4);
+    let cut = (head_len as u64 + body_bytes).min(full.len() as u64) as usize;
+    (full[..cut].to_vec(), Some(body_bytes))
+}
+
+fn status_response(status: u16, extra: &[(String, String)]) -> Vec<u8> {
+    let body = format!("status {status}: this body must never reach a file\n");
+    let mut out = format!("HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in extra {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+/// Seeds for a randomized scenario: `BACKHAUL_SIM_SEED` replays one, otherwise `count` seeds.
+pub fn seeds(count: u64) -> Vec<u64> {
+    match std::env::var("BACKHAUL_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => (1..=count).collect(),
+    }
+}
+
+/// Runs `scenario` for each seed; a failure names the seed to replay it with.
+pub fn for_each_seed(count: u64, scenario: impl Fn(u64) + std::panic::RefUnwindSafe) {
+    for seed in seeds(count) {
+        if let Err(panic) = std::panic::catch_unwind(|| scenario(seed)) {
+            eprintln!("scenario failed with seed {seed}: replay with BACKHAUL_SIM_SEED={seed}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
