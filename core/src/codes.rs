@@ -101,6 +101,7 @@ codes! {
     E_INVALIDARG = 0x8007_0057, "an argument is not valid";
     E_ACCESSDENIED = 0x8007_0005, "access denied: the caller does not own the job";
     E_OUTOFMEMORY = 0x8007_000E, "out of memory";
+    E_UNEXPECTED = 0x8000_FFFF, "unexpected failure (the engine loop has stopped)";
     BG_E_NOT_FOUND = 0x8020_0001, "the requested job was not found";
     BG_E_INVALID_STATE = 0x8020_0002, "the requested action is not allowed in the job's current state";
     BG_E_EMPTY = 0x8020_0003, "there are no files attached to this job";

@@ -97,13 +97,11 @@ impl Engine {
                     self.apply(id, Trigger::RetryDue);
                 }
             }
-            s if s.is_running() => {
-                if max_download_deadline(job).is_some_and(|t| t <= now) {
-                    let limit = job.rec.maximum_download_time;
-                    let why = format!("the job did not finish within its maximum download time ({limit} s)");
-                    let error = JobError::new(ErrorContext::GeneralQueueManager, codes::BG_E_MAXDOWNLOAD_TIMEOUT, why);
-                    self.fail(id, error, Severity::Fatal, None);
-                }
+            s if s.is_running() && max_download_deadline(job).is_some_and(|t| t <= now) => {
+                let limit = job.rec.maximum_download_time;
+                let why = format!("the job did not finish within its maximum download time ({limit} s)");
+                let error = JobError::new(ErrorContext::GeneralQueueManager, codes::BG_E_MAXDOWNLOAD_TIMEOUT, why);
+                self.fail(id, error, Severity::Fatal, None);
             }
             _ => {}
         }

@@ -269,9 +269,13 @@ pub fn render_table() -> String {
         out.push_str("---|");
     }
     out.push('\n');
-    let mut rows: Vec<Trigger> = Trigger::ALL.to_vec();
-    rows.dedup();
-    for t in rows {
+    let mut labels = Vec::new();
+    for t in Trigger::ALL {
+        // Guard combinations with the same outcome share a label: one row each.
+        if labels.contains(&t.label()) {
+            continue;
+        }
+        labels.push(t.label());
         out.push_str(&format!("| {} |", t.label()));
         for s in JobState::ALL {
             let cell = match transition(s, t) {
