@@ -296,19 +296,28 @@ impl Engine {
                 self.drop_conn(conn);
                 self.fail(id, connect_error(&error), Severity::Transient, None);
             }
-            ConnUser::Busy(id) => match c.parser.handle_eof() {
-                Ok(Some(event)) => {
-                    self.handle_response_event(id, conn, event);
-                    self.drop_conn(conn);
+            ConnUser::Busy(id) => {
+                // End of stream may end a read-until-close body; anything else it cuts short.
+                let mut next = c.parser.handle_eof();
+                loop {
+                    match next {
+                        Ok(Some(event)) => self.handle_response_event(id, conn, event),
+                        Ok(None) => break,
+                        Err(e) => return self.handle_http_error(id, conn, e),
+                    }
+                    match self.conns.get_mut(&conn) {
+                        Some(c) if c.user == ConnUser::Busy(id) => next = c.parser.poll_event(),
+                        _ => break,
+                    }
                 }
-                Ok(None) => {
-                    self.drop_conn(conn);
+                let still_busy = self.conns.get(&conn).is_some_and(|c| c.user == ConnUser::Busy(id));
+                self.drop_conn(conn);
+                if still_busy {
                     let why = "the server closed the connection before responding".to_string();
                     let error = JobError::new(ErrorContext::GeneralTransport, codes::BG_E_CONNECTION_CLOSED, why);
                     self.fail(id, error, Severity::Transient, None);
                 }
-                Err(e) => self.handle_http_error(id, conn, e),
-            },
+            }
         }
     }
 

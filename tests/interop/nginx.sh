@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Interop: the real `backhaul` binary, on both runtimes, against a real nginx (Debian's package)
+# on 127.0.0.1 over HTTP and HTTPS. Installs nginx if it is missing, starts it in the
+# foreground under a temp dir, stops it on exit. Prints "N passed, N failed" and exits non-zero
+# on any failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+bin=${BACKHAUL_BIN:-$top/target/debug/backhaul}
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "interop: installing nginx"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$bin" ] || (cd "$top" && cargo build -q -p backhaul)
+
+D=$(mktemp -d /tmp/backhaul-interop.XXXXXX)
+nginx_pid=
+cleanup() {
+  if [ -n "$nginx_pid" ]; then kill -TERM "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; fi
+  rm -rf "$D"
+}
+trap cleanup EXIT
+
+mkdir -p "$D/www/sub" "$D/logs" "$D/tmp" "$D/out"
+# A CA and a leaf (CA:FALSE, serverAuth, SAN localhost + 127.0.0.1): webpki refuses CA:TRUE leaves.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=backhaul-interop-ca -keyout "$D/ca.key" -out "$D/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+  -keyout "$D/key.pem" -out "$D/leaf.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$D/leaf.ext"
+openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial -days 2 \
+  -extfile "$D/leaf.ext" -out "$D/cert.pem" 2>/dev/null
+
+head -c 33554432 /dev/urandom > "$D/www/big.bin"
+head -c 1000 /dev/urandom > "$D/www/sub/small.bin"
+: > "$D/www/empty.bin"
+
+port_http=$((20000 + RANDOM % 20000))
+port_https=$((port_http + 1))
+cat > "$D/nginx.conf" <<CONF
+worker_processes 1;
+pid $D/nginx.pid;
+error_log $D/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log $D/logs/access.log;
+  sendfile on;
+  client_body_temp_path $D/tmp; proxy_temp_path $D/tmp; fastcgi_temp_path $D/tmp;
+  uwsgi_temp_path $D/tmp; scgi_temp_path $D/tmp;
+  server {
+    listen 127.0.0.1:$port_http;
+    listen 127.0.0.1:$port_https ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $D/cert.pem;
+    ssl_certificate_key $D/key.pem;
+    root $D/www;
+    location /moved { return 302 /sub/small.bin; }
+    location /gone { return 410; }
+  }
+}
+CONF
+"$nginx_bin" -e "$D/logs/error.log" -c "$D/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port_http") 2>/dev/null && break
+  sleep 0.1
+done
+
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  if "$@" >"$D/last.log" 2>&1; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$D/last.log"
+  fi
+}
+
+same() { cmp -s "$1" "$2"; }
+
+for rt in tokio blocking; do
+  out="$D/out/$rt"; mkdir -p "$out"
+  check "$rt: 32 MiB over HTTP, identical" \
+    bash -c "'$bin' transfer -q --runtime $rt http://127.0.0.1:$port_http/big.bin '$out/big.http' && cmp '$D/www/big.bin' '$out/big.http'"
+  check "$rt: 32 MiB over HTTPS with --ca-file, identical" \
+    bash -c "'$bin' transfer -q --runtime $rt --ca-file '$D/ca.pem' https://localhost:$port_https/big.bin '$out/big.https' && cmp '$D/www/big.bin' '$out/big.https'"
+  check "$rt: HTTPS to 127.0.0.1 (IP SAN)" \
+    bash -c "'$bin' transfer -q --runtime $rt --ca-file '$D/ca.pem' https://127.0.0.1:$port_https/sub/small.bin '$out/small.ip' && cmp '$D/www/sub/small.bin' '$out/small.ip'"
+  check "$rt: three files in one job (keep-alive), identical" \
+    bash -c "'$bin' transfer -q --runtime $rt http://127.0.0.1:$port_http/sub/small.bin '$out/a' http://127.0.0.1:$port_http/empty.bin '$out/b' http://127.0.0.1:$port_http/big.bin '$out/c' && cmp '$D/www/sub/small.bin' '$out/a' && cmp '$D/www/empty.bin' '$out/b' && cmp '$D/www/big.bin' '$out/c'"
+  check "$rt: redirect followed" \
+    bash -c "'$bin' transfer -q --runtime $rt http://127.0.0.1:$port_http/moved '$out/moved' && cmp '$D/www/sub/small.bin' '$out/moved'"
+  check "$rt: HTTPS without the CA is refused with 0x80072F0D, nothing written" \
+    bash -c "! '$bin' transfer --runtime $rt https://localhost:$port_https/sub/small.bin '$out/untrusted' 2>'$out/untrusted.err' && grep -q 0x80072F0D '$out/untrusted.err' && [ ! -e '$out/untrusted' ]"
+  check "$rt: 404 exits non-zero with BG_E_HTTP_ERROR_404, nothing written" \
+    bash -c "! '$bin' transfer --runtime $rt http://127.0.0.1:$port_http/missing '$out/missing' 2>'$out/missing.err' && grep -q 'BG_E_HTTP_ERROR_404' '$out/missing.err' && grep -q 0x80190194 '$out/missing.err' && [ ! -e '$out/missing' ]"
+  check "$rt: 410 is fatal (0x8019019A)" \
+    bash -c "! '$bin' transfer --runtime $rt http://127.0.0.1:$port_http/gone '$out/gone' 2>'$out/gone.err' && grep -q 0x8019019A '$out/gone.err'"
+  check "$rt: no temp file left behind" \
+    bash -c "[ -z \"\$(find '$out' -name '.*.backhaul')\" ]"
+done
+
+echo "interop (nginx): $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
