@@ -43,5 +43,14 @@ pub trait JobStore: Send {
     fn delete(&mut self, id: JobId) -> Result<(), StoreError>;
     /// Every record. A record that fails to decode is reported for its job and does not stop
     /// the others.
-    fn load_all(&self) -> Result<Vec<(JobId, Result<JobRecord, StoreError>)>, StoreError>;
+    fn load_all(&self) -> Result<Vec<LoadedRecord>, StoreError>;
+}
+
+/// One record read back by [`JobStore::load_all`].
+#[derive(Debug)]
+pub struct LoadedRecord {
+    /// The job the record belongs to.
+    pub id: JobId,
+    /// The decoded record, or why it could not be decoded.
+    pub record: Result<JobRecord, StoreError>,
 }
