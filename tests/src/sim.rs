@@ -175,6 +175,11 @@ impl Sim {
         server.scripts.insert(path.to_string(), replies.into());
     }
 
+    /// The resource `host:port` serves at `path` now.
+    pub fn resource(&self, host: &str, port: u16, path: &str) -> Option<&Resource> {
+        self.servers.get(&(host.to_string(), port))?.resources.get(path)
+    }
+
     /// Makes every connection to `host:port` be refused (or accepted again).
     pub fn refuse_connections(&mut self, host: &str, port: u16, refuse: bool) {
         self.servers.entry((host.to_string(), port)).or_default().refuse_connections = refuse;
