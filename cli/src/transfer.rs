@@ -1,0 +1,769 @@
+//! `backhaul transfer`: one job, its files, resume, wait, complete, check.
+//!
+//! The flow is written once, in [`drive`], against [`Backend`]: a few blocking calls on a
+//! driver's `Manager`. [`TokioBackend`] runs the tokio driver's futures on its own runtime;
+//! [`BlockingBackend`] calls the blocking driver directly. Validation of URLs and local names
+//! belongs to the driver's `add_file`; the CLI only relays its refusals.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use backhaul_core::{
+    codes, BitsError, CompleteOutcome, FileIndex, FileInfo, JobId, JobInfo, JobPriority, JobState,
+    JobType, SIZE_UNKNOWN,
+};
+
+use crate::report::{describe_pair, Failure, FailureKind, Outcome, Progress};
+
+/// How often the job is polled for the progress bar (and Ctrl+C is checked).
+const POLL: Duration = Duration::from_millis(200);
+/// How often the job is polled after `complete`, while its files are committed.
+const COMMIT_POLL: Duration = Duration::from_millis(20);
+/// How long committing the files (renames) may take before the CLI gives up.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which driver runs the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Runtime {
+    /// backhaul-tokio: the tokio driver.
+    Tokio,
+    /// backhaul-blocking: the driver on plain threads.
+    Blocking,
+}
+
+/// A `transfer` command, checked for shape by the argument parser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// The driver.
+    pub(crate) runtime: Runtime,
+    /// URL/DEST pairs, in order.
+    pub(crate) pairs: Vec<(String, PathBuf)>,
+    /// The job's display name.
+    pub(crate) display_name: String,
+    /// The job's priority.
+    pub(crate) priority: JobPriority,
+    /// Extra CA certificates (PEM) trusted for HTTPS.
+    pub(crate) ca_files: Vec<PathBuf>,
+    /// `SetMinimumRetryDelay`, seconds.
+    pub(crate) retry_delay: u32,
+    /// `SetNoProgressTimeout`, seconds.
+    pub(crate) no_progress_timeout: u32,
+    /// Print one JSON object on stdout at the end.
+    pub(crate) json: bool,
+    /// No progress bar, no output but errors.
+    pub(crate) quiet: bool,
+}
+
+/// Run the transfer on the chosen driver. `interrupted` is set by the Ctrl+C handler.
+pub(crate) fn run(request: &Request, interrupted: &AtomicBool) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = match request.runtime {
+        Runtime::Tokio => start_and_drive::<TokioBackend>(request, interrupted),
+        Runtime::Blocking => start_and_drive::<BlockingBackend>(request, interrupted),
+    };
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+fn start_and_drive<B: Backend>(request: &Request, interrupted: &AtomicBool) -> Outcome {
+    match B::start(&request.ca_files) {
+        Ok(backend) => {
+            let outcome = drive(&backend, request, interrupted);
+            backend.shutdown();
+            outcome
+        }
+        Err(failure) => {
+            let mut outcome = Outcome::new(&request.display_name, &request.pairs);
+            outcome.failure = Some(failure);
+            outcome
+        }
+    }
+}
+
+/// A driver's `Manager`, seen through blocking calls: all the transfer flow needs.
+pub(crate) trait Backend: Sized {
+    /// Start the driver, trusting `ca_files` besides the system roots.
+    fn start(ca_files: &[PathBuf]) -> Result<Self, Failure>;
+    /// `CreateJob`.
+    fn create_job(&self, display_name: &str) -> Result<JobId, BitsError>;
+    /// `AddFile`.
+    fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError>;
+    /// `SetPriority`.
+    fn set_priority(&self, job: JobId, priority: JobPriority) -> Result<(), BitsError>;
+    /// `SetMinimumRetryDelay`.
+    fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
+    /// `SetNoProgressTimeout`.
+    fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
+    /// `Resume`.
+    fn resume(&self, job: JobId) -> Result<(), BitsError>;
+    /// `Cancel`.
+    fn cancel(&self, job: JobId) -> Result<(), BitsError>;
+    /// `Complete`.
+    fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError>;
+    /// A snapshot of the job.
+    fn info(&self, job: JobId) -> Result<JobInfo, BitsError>;
+    /// Start waiting for TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED; the state (or a
+    /// refusal) arrives on the receiver. The sender is dropped if the driver stops.
+    fn spawn_wait(&self, job: JobId) -> Receiver<Result<JobState, BitsError>>;
+    /// Stop the driver once its queued actions (temp deletions, renames) are done.
+    fn shutdown(self);
+}
+
+/// The whole flow on a started driver: create, add, set, resume, wait, complete, check.
+pub(crate) fn drive<B: Backend>(
+    backend: &B,
+    request: &Request,
+    interrupted: &AtomicBool,
+) -> Outcome {
+    let mut outcome = Outcome::new(&request.display_name, &request.pairs);
+    let mut progress = Progress::new(!request.quiet);
+    if let Err(failure) = transfer(backend, request, interrupted, &mut progress, &mut outcome) {
+        outcome.failure = Some(failure);
+    }
+    progress.clear();
+    outcome
+}
+
+fn transfer<B: Backend>(
+    backend: &B,
+    request: &Request,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+    outcome: &mut Outcome,
+) -> Result<(), Failure> {
+    let job = backend
+        .create_job(&request.display_name)
+        .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "creating the job"))?;
+    outcome.job = Some(job);
+    outcome.state = Some(JobState::Suspended);
+
+    // From here on, any failure cancels the job so nothing is left behind.
+    let result = setup_and_wait(backend, job, request, interrupted, progress, outcome);
+    if result.is_err() {
+        progress.clear();
+        if backend.cancel(job).is_ok() {
+            outcome.state = Some(JobState::Cancelled);
+        }
+    }
+    result
+}
+
+fn setup_and_wait<B: Backend>(
+    backend: &B,
+    job: JobId,
+    request: &Request,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+    outcome: &mut Outcome,
+) -> Result<(), Failure> {
+    let usage = |e: BitsError, doing: &str| Failure::refused(FailureKind::Usage, &e, doing);
+    backend
+        .set_priority(job, request.priority)
+        .map_err(|e| usage(e, "--priority"))?;
+    backend
+        .set_minimum_retry_delay(job, request.retry_delay)
+        .map_err(|e| usage(e, "--retry-delay"))?;
+    backend
+        .set_no_progress_timeout(job, request.no_progress_timeout)
+        .map_err(|e| usage(e, "--no-progress-timeout"))?;
+    for (i, (url, dest)) in request.pairs.iter().enumerate() {
+        backend
+            .add_file(job, url, dest)
+            .map_err(|e| usage(e, &describe_pair(i, url, dest)))?;
+    }
+    backend
+        .resume(job)
+        .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "resuming the job"))?;
+    outcome.state = Some(JobState::Queued);
+
+    let state = wait(backend, job, interrupted, progress)?;
+    let info = backend
+        .info(job)
+        .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "reading the job"))?;
+    outcome.record(&info);
+    progress.update(&info);
+    match state {
+        JobState::Transferred => {}
+        JobState::Error => return Err(job_failure(&info, outcome)),
+        other => {
+            let message = format!(
+                "the job ended in state {} before it was transferred",
+                other.name()
+            );
+            return Err(Failure::plain(FailureKind::Transfer, message));
+        }
+    }
+
+    progress.clear();
+    backend
+        .complete(job)
+        .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "completing the job"))?;
+    wait_acknowledged(backend, job)?;
+    outcome.state = Some(JobState::Acknowledged);
+    check_files(&info.files)
+}
+
+/// Wait for the job to settle, polling for the progress bar and Ctrl+C meanwhile.
+fn wait<B: Backend>(
+    backend: &B,
+    job: JobId,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+) -> Result<JobState, Failure> {
+    let settled = backend.spawn_wait(job);
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(Failure::plain(
+                FailureKind::Interrupted,
+                format!("job {job} cancelled"),
+            ));
+        }
+        match settled.recv_timeout(POLL) {
+            Ok(Ok(state)) => return Ok(state),
+            Ok(Err(e)) => {
+                return Err(Failure::refused(
+                    FailureKind::Transfer,
+                    &e,
+                    "waiting for the job",
+                ))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Failure::plain(
+                    FailureKind::Transfer,
+                    "the driver stopped while the job was running",
+                ))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if progress.is_shown() {
+                    if let Ok(info) = backend.info(job) {
+                        progress.update(&info);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The job is in ERROR: its recorded error, tied to the file it concerns.
+fn job_failure(info: &JobInfo, outcome: &Outcome) -> Failure {
+    match &info.error {
+        Some(error) => {
+            let file = error.file.and_then(|i| outcome.files.get(i as usize));
+            Failure::job_error(error, file)
+        }
+        None => Failure::plain(
+            FailureKind::Transfer,
+            "the job is in ERROR but recorded no error",
+        ),
+    }
+}
+
+/// After `complete`, the files are committed (renamed into place); then the job is
+/// ACKNOWLEDGED, and may be forgotten at once (`BG_E_NOT_FOUND` counts as acknowledged: the
+/// files are checked anyway).
+fn wait_acknowledged<B: Backend>(backend: &B, job: JobId) -> Result<(), Failure> {
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    loop {
+        match backend.info(job) {
+            Ok(info) if info.state == JobState::Acknowledged => return Ok(()),
+            Ok(info) if info.state == JobState::Transferred && Instant::now() < deadline => {
+                std::thread::sleep(COMMIT_POLL)
+            }
+            Ok(info) => {
+                let message = format!(
+                    "the files were not committed: the job is {} after complete",
+                    info.state.name()
+                );
+                return Err(Failure::plain(FailureKind::Transfer, message));
+            }
+            Err(e) if e.code() == codes::BG_E_NOT_FOUND => return Ok(()),
+            Err(e) => {
+                return Err(Failure::refused(
+                    FailureKind::Transfer,
+                    &e,
+                    "reading the job after complete",
+                ))
+            }
+        }
+    }
+}
+
+/// Every file is at its local name with the size the server gave.
+fn check_files(files: &[FileInfo]) -> Result<(), Failure> {
+    for file in files {
+        let p = file.progress;
+        let expected = if p.bytes_total == SIZE_UNKNOWN {
+            p.bytes_transferred
+        } else {
+            p.bytes_total
+        };
+        let dest = file.local_name.display();
+        let problem = match std::fs::metadata(&file.local_name) {
+            Ok(m) if m.is_file() && m.len() == expected => continue,
+            Ok(m) if m.is_file() => format!(
+                "{dest} has {} bytes after complete, expected {expected}",
+                m.len()
+            ),
+            Ok(_) => format!("{dest} is not a regular file after complete"),
+            Err(e) => format!("{dest} is missing after complete: {e}"),
+        };
+        return Err(Failure::plain(FailureKind::Transfer, problem));
+    }
+    Ok(())
+}
+
+/// The tokio driver, on a runtime of its own; each call is `block_on` its future.
+pub(crate) struct TokioBackend {
+    runtime: tokio::runtime::Runtime,
+    manager: backhaul_tokio::Manager,
+}
+
+impl Backend for TokioBackend {
+    fn start(ca_files: &[PathBuf]) -> Result<Self, Failure> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("backhaul-tokio")
+            .build()
+            .map_err(|e| {
+                Failure::plain(FailureKind::Transfer, format!("cannot start tokio: {e}"))
+            })?;
+        let mut config = backhaul_tokio::DriverConfig::new();
+        config.ca_files = ca_files.to_vec();
+        let manager = {
+            let _inside = runtime.enter();
+            backhaul_tokio::Manager::new(config)
+        };
+        let manager = manager.map_err(|e| {
+            let kind = match e {
+                backhaul_tokio::DriverError::CaFile { .. } => FailureKind::Usage,
+                _ => FailureKind::Transfer,
+            };
+            Failure::plain(kind, e.to_string())
+        })?;
+        Ok(Self { runtime, manager })
+    }
+
+    fn create_job(&self, display_name: &str) -> Result<JobId, BitsError> {
+        self.runtime
+            .block_on(self.manager.create_job(display_name, JobType::Download))
+    }
+
+    fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
+        self.runtime
+            .block_on(self.manager.add_file(job, url, local))
+    }
+
+    fn set_priority(&self, job: JobId, priority: JobPriority) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_priority(job, priority))
+    }
+
+    fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_minimum_retry_delay(job, secs))
+    }
+
+    fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_no_progress_timeout(job, secs))
+    }
+
+    fn resume(&self, job: JobId) -> Result<(), BitsError> {
+        self.runtime.block_on(self.manager.resume(job))
+    }
+
+    fn cancel(&self, job: JobId) -> Result<(), BitsError> {
+        self.runtime.block_on(self.manager.cancel(job))
+    }
+
+    fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
+        self.runtime.block_on(self.manager.complete(job))
+    }
+
+    fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
+        self.runtime.block_on(self.manager.info(job))
+    }
+
+    fn spawn_wait(&self, job: JobId) -> Receiver<Result<JobState, BitsError>> {
+        let (tx, rx) = mpsc::channel();
+        let manager = self.manager.clone();
+        self.runtime.spawn(async move {
+            let _ = tx.send(manager.wait(job).await);
+        });
+        rx
+    }
+
+    fn shutdown(self) {
+        let Self { runtime, manager } = self;
+        runtime.block_on(manager.shutdown());
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    }
+}
+
+/// The blocking driver, called directly.
+pub(crate) struct BlockingBackend {
+    manager: backhaul_blocking::Manager,
+}
+
+impl Backend for BlockingBackend {
+    fn start(ca_files: &[PathBuf]) -> Result<Self, Failure> {
+        let mut config = backhaul_blocking::DriverConfig::new();
+        config.ca_files = ca_files.to_vec();
+        let manager = backhaul_blocking::Manager::new(config).map_err(|e| {
+            let kind = match e {
+                backhaul_blocking::DriverError::CaFile { .. } => FailureKind::Usage,
+                _ => FailureKind::Transfer,
+            };
+            Failure::plain(kind, e.to_string())
+        })?;
+        Ok(Self { manager })
+    }
+
+    fn create_job(&self, display_name: &str) -> Result<JobId, BitsError> {
+        self.manager.create_job(display_name, JobType::Download)
+    }
+
+    fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
+        self.manager.add_file(job, url, local)
+    }
+
+    fn set_priority(&self, job: JobId, priority: JobPriority) -> Result<(), BitsError> {
+        self.manager.set_priority(job, priority)
+    }
+
+    fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.manager.set_minimum_retry_delay(job, secs)
+    }
+
+    fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.manager.set_no_progress_timeout(job, secs)
+    }
+
+    fn resume(&self, job: JobId) -> Result<(), BitsError> {
+        self.manager.resume(job)
+    }
+
+    fn cancel(&self, job: JobId) -> Result<(), BitsError> {
+        self.manager.cancel(job)
+    }
+
+    fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
+        self.manager.complete(job)
+    }
+
+    fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
+        self.manager.info(job)
+    }
+
+    fn spawn_wait(&self, job: JobId) -> Receiver<Result<JobState, BitsError>> {
+        let (tx, rx) = mpsc::channel();
+        let manager = self.manager.clone();
+        std::thread::Builder::new()
+            .name("backhaul-wait".into())
+            .spawn(move || {
+                let _ = tx.send(manager.wait(job));
+            })
+            .expect("a thread can be spawned");
+        rx
+    }
+
+    fn shutdown(self) {
+        self.manager.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use backhaul_core::{
+        ErrorContext, FileProgress, HResult, JobError, JobProgress, JobTimes, NotifyFlags, Owner,
+        Timestamp,
+    };
+
+    use super::*;
+    use crate::report::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+
+    /// How the fake job ends once resumed.
+    #[derive(Clone)]
+    enum Ending {
+        /// TRANSFERRED; `complete` writes each file with `size` bytes (or not, if `write` is false).
+        Transferred { size: u64, write: bool },
+        /// ERROR with this error.
+        Error(JobError),
+    }
+
+    /// A scripted `Manager`: records every call, refuses `add_file` for one pair if asked.
+    struct Fake {
+        ending: Ending,
+        refuse_file: Option<(usize, BitsError)>,
+        calls: Mutex<Vec<String>>,
+        files: Mutex<Vec<PathBuf>>,
+        state: Mutex<JobState>,
+    }
+
+    impl Fake {
+        fn new(ending: Ending) -> Self {
+            Self {
+                ending,
+                refuse_file: None,
+                calls: Mutex::new(Vec::new()),
+                files: Mutex::new(Vec::new()),
+                state: Mutex::new(JobState::Suspended),
+            }
+        }
+
+        fn log(&self, call: &str) {
+            self.calls.lock().unwrap().push(call.to_string());
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Backend for Fake {
+        fn start(_: &[PathBuf]) -> Result<Self, Failure> {
+            unreachable!("tests build the fake themselves")
+        }
+        fn create_job(&self, _: &str) -> Result<JobId, BitsError> {
+            self.log("create_job");
+            Ok(JobId(7))
+        }
+        fn add_file(&self, _: JobId, _: &str, local: &Path) -> Result<FileIndex, BitsError> {
+            self.log("add_file");
+            let mut files = self.files.lock().unwrap();
+            if let Some((i, e)) = &self.refuse_file {
+                if *i == files.len() {
+                    return Err(e.clone());
+                }
+            }
+            files.push(local.to_path_buf());
+            Ok(files.len() as FileIndex - 1)
+        }
+        fn set_priority(&self, _: JobId, p: JobPriority) -> Result<(), BitsError> {
+            self.log(&format!("set_priority {}", p.name()));
+            Ok(())
+        }
+        fn set_minimum_retry_delay(&self, _: JobId, secs: u32) -> Result<(), BitsError> {
+            self.log(&format!("set_minimum_retry_delay {secs}"));
+            Ok(())
+        }
+        fn set_no_progress_timeout(&self, _: JobId, secs: u32) -> Result<(), BitsError> {
+            self.log(&format!("set_no_progress_timeout {secs}"));
+            Ok(())
+        }
+        fn resume(&self, _: JobId) -> Result<(), BitsError> {
+            self.log("resume");
+            *self.state.lock().unwrap() = match self.ending {
+                Ending::Transferred { .. } => JobState::Transferred,
+                Ending::Error(_) => JobState::Error,
+            };
+            Ok(())
+        }
+        fn cancel(&self, _: JobId) -> Result<(), BitsError> {
+            self.log("cancel");
+            *self.state.lock().unwrap() = JobState::Cancelled;
+            Ok(())
+        }
+        fn complete(&self, _: JobId) -> Result<CompleteOutcome, BitsError> {
+            self.log("complete");
+            if let Ending::Transferred { size, write: true } = self.ending {
+                for path in self.files.lock().unwrap().iter() {
+                    std::fs::write(path, vec![0u8; size as usize]).unwrap();
+                }
+            }
+            *self.state.lock().unwrap() = JobState::Acknowledged;
+            Ok(CompleteOutcome::Complete)
+        }
+        fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
+            let state = *self.state.lock().unwrap();
+            let size = match self.ending {
+                Ending::Transferred { size, .. } => size,
+                Ending::Error(_) => SIZE_UNKNOWN,
+            };
+            let done = state == JobState::Transferred || state == JobState::Acknowledged;
+            let files: Vec<FileInfo> = self
+                .files
+                .lock()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, path)| FileInfo {
+                    index: i as FileIndex,
+                    remote_name: format!("http://h/{i}"),
+                    local_name: path.clone(),
+                    temporary_name: None,
+                    progress: FileProgress {
+                        bytes_total: size,
+                        bytes_transferred: if done { size } else { 0 },
+                        completed: done,
+                    },
+                })
+                .collect();
+            let error = match (&self.ending, state) {
+                (Ending::Error(e), JobState::Error) => Some(e.clone()),
+                _ => None,
+            };
+            Ok(JobInfo {
+                id: job,
+                display_name: "t".into(),
+                description: String::new(),
+                job_type: JobType::Download,
+                priority: JobPriority::Foreground,
+                owner: Owner("me".into()),
+                state,
+                progress: JobProgress {
+                    bytes_total: SIZE_UNKNOWN,
+                    bytes_transferred: 0,
+                    files_total: files.len() as u32,
+                    files_transferred: 0,
+                },
+                files,
+                times: JobTimes {
+                    creation: Timestamp::EPOCH,
+                    modification: Timestamp::EPOCH,
+                    transfer_completion: None,
+                },
+                error,
+                error_count: 0,
+                notify_flags: NotifyFlags::DEFAULT,
+                minimum_retry_delay: 10,
+                no_progress_timeout: 300,
+                maximum_download_time: 0,
+            })
+        }
+        fn spawn_wait(&self, _: JobId) -> Receiver<Result<JobState, BitsError>> {
+            let (tx, rx) = mpsc::channel();
+            tx.send(Ok(*self.state.lock().unwrap())).unwrap();
+            rx
+        }
+        fn shutdown(self) {}
+    }
+
+    fn request(dir: &Path, names: &[&str]) -> Request {
+        Request {
+            runtime: Runtime::Blocking,
+            pairs: names
+                .iter()
+                .map(|n| (format!("http://h/{n}"), dir.join(n)))
+                .collect(),
+            display_name: "t".into(),
+            priority: JobPriority::Foreground,
+            ca_files: Vec::new(),
+            retry_delay: 10,
+            no_progress_timeout: 300,
+            json: false,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn transferred_job_is_completed_and_its_files_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::new(Ending::Transferred {
+            size: 5,
+            write: true,
+        });
+        let outcome = drive(
+            &fake,
+            &request(dir.path(), &["a", "b"]),
+            &AtomicBool::new(false),
+        );
+        assert_eq!(outcome.failure, None);
+        assert_eq!(outcome.exit_code(), EXIT_OK);
+        assert_eq!(outcome.state, Some(JobState::Acknowledged));
+        assert_eq!(outcome.files[1].bytes, 5);
+        assert_eq!(
+            fake.calls(),
+            [
+                "create_job",
+                "set_priority FOREGROUND",
+                "set_minimum_retry_delay 10",
+                "set_no_progress_timeout 300",
+                "add_file",
+                "add_file",
+                "resume",
+                "complete"
+            ]
+        );
+    }
+
+    #[test]
+    fn fatal_job_error_cancels_and_reports_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = JobError::new(
+            ErrorContext::RemoteFile,
+            HResult::from_http_status(404),
+            "the server answered HTTP 404 Not Found",
+        )
+        .for_file(0);
+        let fake = Fake::new(Ending::Error(error));
+        let outcome = drive(&fake, &request(dir.path(), &["x"]), &AtomicBool::new(false));
+        assert_eq!(outcome.exit_code(), EXIT_FAILED);
+        assert_eq!(outcome.state, Some(JobState::Cancelled));
+        assert_eq!(fake.calls().last().map(String::as_str), Some("cancel"));
+        let line = outcome.failure.unwrap().error_line();
+        assert!(
+            line.contains("BG_E_HTTP_ERROR_404 (0x80190194) in BG_ERROR_CONTEXT_REMOTE_FILE"),
+            "{line}"
+        );
+        assert!(line.ends_with("for http://h/x"), "{line}");
+    }
+
+    #[test]
+    fn refused_add_file_cancels_before_resume_and_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = Fake::new(Ending::Transferred {
+            size: 1,
+            write: true,
+        });
+        fake.refuse_file = Some((
+            1,
+            BitsError::new(codes::E_INVALIDARG, "scheme \"ftp\" is not http or https"),
+        ));
+        let outcome = drive(
+            &fake,
+            &request(dir.path(), &["a", "b"]),
+            &AtomicBool::new(false),
+        );
+        assert_eq!(outcome.exit_code(), EXIT_USAGE);
+        let calls = fake.calls();
+        assert!(!calls.contains(&"resume".to_string()), "{calls:?}");
+        assert_eq!(calls.last().map(String::as_str), Some("cancel"));
+        let line = outcome.failure.unwrap().error_line();
+        assert!(
+            line.contains("E_INVALIDARG (0x80070057): scheme \"ftp\""),
+            "{line}"
+        );
+        assert!(line.contains("(file 2: http://h/b -> "), "{line}");
+    }
+
+    #[test]
+    fn missing_file_after_complete_is_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::new(Ending::Transferred {
+            size: 3,
+            write: false,
+        });
+        let outcome = drive(&fake, &request(dir.path(), &["a"]), &AtomicBool::new(false));
+        assert_eq!(outcome.exit_code(), EXIT_FAILED);
+        let line = outcome.failure.unwrap().error_line();
+        assert!(line.contains("is missing after complete"), "{line}");
+    }
+
+    #[test]
+    fn interrupt_cancels_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::new(Ending::Transferred {
+            size: 3,
+            write: true,
+        });
+        let outcome = drive(&fake, &request(dir.path(), &["a"]), &AtomicBool::new(true));
+        assert_eq!(outcome.exit_code(), EXIT_INTERRUPTED);
+        assert_eq!(outcome.state, Some(JobState::Cancelled));
+        assert_eq!(fake.calls().last().map(String::as_str), Some("cancel"));
+    }
+}

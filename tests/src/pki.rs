@@ -1,0 +1,212 @@
+//! A throwaway PKI for HTTPS tests: one CA and one leaf for `localhost` / `127.0.0.1`.
+//!
+//! [`TestPki::new`] issues a leaf valid from yesterday to 30 days from now; [`TestPki::expired`]
+//! issues one whose validity lies entirely in the past (the CA itself is valid in both).
+//! [`TestPki::server_config`] is what [`TestServer::start_tls`](crate::TestServer::start_tls)
+//! serves; clients trust [`TestPki::ca_der`] (or the file [`TestPki::write_ca_pem`] writes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// A CA and a server leaf signed by it, with the leaf's private key.
+#[derive(Debug)]
+pub struct TestPki {
+    ca_pem: String,
+    ca_der: CertificateDer<'static>,
+    leaf_der: CertificateDer<'static>,
+    leaf_key_pkcs8: Vec<u8>,
+}
+
+impl TestPki {
+    /// A fresh CA and a leaf for DNS `localhost` and IP `127.0.0.1`, valid from yesterday to
+    /// 30 days from now.
+    pub fn new() -> Self {
+        Self::issue(-1, 30)
+    }
+
+    /// Like [`TestPki::new`], but the leaf expired: valid from 60 to 30 days ago.
+    pub fn expired() -> Self {
+        Self::issue(-60, -30)
+    }
+
+    /// The CA certificate, PEM-encoded.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// The CA certificate, DER-encoded: the trust anchor a client needs.
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca_der.clone()
+    }
+
+    /// The leaf certificate, DER-encoded.
+    pub fn leaf_der(&self) -> CertificateDer<'static> {
+        self.leaf_der.clone()
+    }
+
+    /// Writes the CA certificate as `test-ca.pem` into `dir` and returns its path.
+    pub fn write_ca_pem(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("test-ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write the test CA PEM");
+        path
+    }
+
+    /// A rustls server config (ring provider, safe default versions, no client auth) that
+    /// presents the leaf and the CA.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key_pkcs8.clone()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![self.leaf_der.clone(), self.ca_der.clone()], key)
+        .expect("the test leaf and key match");
+        Arc::new(config)
+    }
+
+    /// A rustls client config (ring provider) that trusts only this CA: for tests that talk to
+    /// a [`TestServer`](crate::TestServer) without a driver.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(self.ca_der.clone())
+            .expect("the test CA is a valid trust anchor");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// Issues the CA (valid from 90 days ago to 90 days ahead) and a leaf valid between the
+    /// given day offsets from today.
+    fn issue(leaf_from_days: i64, leaf_to_days: i64) -> Self {
+        let today = days_since_epoch_now();
+
+        let ca_key = KeyPair::generate().expect("generate the CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "backhaul test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        set_validity(&mut ca_params, today - 90, today + 90);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign the CA");
+
+        let leaf_key = KeyPair::generate().expect("generate the leaf key");
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("valid SANs");
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        leaf_params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.use_authority_key_identifier_extension = true;
+        set_validity(
+            &mut leaf_params,
+            today + leaf_from_days,
+            today + leaf_to_days,
+        );
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let leaf_cert = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .expect("sign the leaf");
+
+        Self {
+            ca_pem: ca_cert.pem(),
+            ca_der: ca_cert.der().clone(),
+            leaf_der: leaf_cert.der().clone(),
+            leaf_key_pkcs8: leaf_key.serialize_der(),
+        }
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whole days since 1970-01-01 (UTC), now.
+fn days_since_epoch_now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    i64::try_from(secs / 86_400).expect("days fit in i64")
+}
+
+/// Sets `params` valid from midnight UTC of day `from` to midnight UTC of day `to` (days since
+/// 1970-01-01).
+fn set_validity(params: &mut CertificateParams, from: i64, to: i64) {
+    let (y, m, d) = civil_from_days(from);
+    params.not_before = rcgen::date_time_ymd(y, m, d);
+    let (y, m, d) = civil_from_days(to);
+    params.not_after = rcgen::date_time_ymd(y, m, d);
+}
+
+/// Howard Hinnant's `civil_from_days`: (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        i32::try_from(year).expect("year fits in i32"),
+        u8::try_from(month).expect("month is 1..=12"),
+        u8::try_from(day).expect("day is 1..=31"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_from_days_matches_known_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+    }
+
+    #[test]
+    fn issues_a_ca_and_a_leaf_that_rustls_accepts() {
+        let pki = TestPki::new();
+        assert!(pki.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        let _ = pki.server_config();
+        let _ = pki.client_config();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = pki.write_ca_pem(dir.path());
+        assert_eq!(
+            std::fs::read_to_string(path).expect("read back"),
+            pki.ca_pem()
+        );
+    }
+}
