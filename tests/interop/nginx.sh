@@ -39,6 +39,9 @@ openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreate
 head -c 33554432 /dev/urandom > "$D/www/big.bin"
 head -c 1000 /dev/urandom > "$D/www/sub/small.bin"
 : > "$D/www/empty.bin"
+# nginx's workers run as an unprivileged user: the served tree must be world-readable.
+chmod 755 "$D" "$D/www" "$D/www/sub"
+chmod 644 "$D/www/big.bin" "$D/www/sub/small.bin" "$D/www/empty.bin"
 
 port_http=$((20000 + RANDOM % 20000))
 port_https=$((port_http + 1))
