@@ -1,1 +1,247 @@
-//! placeholder
+//! # backhaul-blocking
+//!
+//! Drives [`backhaul_core::Engine`] on plain threads. One engine thread owns the engine (inside
+//! a [`backhaul_io::Host`]) and waits on one channel, with the engine's deadline as timeout,
+//! for the first of: an application command, or an input from a connection thread. Each is fed
+//! to the engine, whose outputs are then drained and performed before the next. The driver
+//! holds no policy: every decision is core's.
+//!
+//! File actions run synchronously on the engine thread (a positioned write into the page cache
+//! takes microseconds; only a commit waits for the disk).
+#![forbid(unsafe_code)]
+
+mod conn;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use backhaul_core::{
+    BitsError, CompleteOutcome, Engine, FileIndex, Input, JobEvent, JobId, JobInfo, JobPriority,
+    JobState, JobType,
+};
+use backhaul_io::{Command, Host};
+
+pub use backhaul_io::{DriverConfig, DriverError};
+
+use crate::conn::{lock, Subscribers, ThreadIo};
+
+/// Messages waiting for the engine thread; beyond this, connections stop reading (and
+/// commands wait their turn).
+const QUEUE: usize = 32;
+
+/// What the engine thread waits for.
+enum Msg {
+    Input(Input),
+    Call(Command<ThreadIo>),
+    Stop,
+}
+
+/// The application's handle on a running engine. Cheap to clone; the engine thread stops when
+/// [`Manager::shutdown`] is called or every clone is dropped.
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    messages: SyncSender<Msg>,
+    subscribers: Subscribers,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.messages.send(Msg::Stop); // the last Manager is gone
+    }
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Load the trust anchors, create the engine and start its thread.
+    pub fn new(config: DriverConfig) -> Result<Self, DriverError> {
+        let tls = backhaul_io::tls::client_config()?;
+        let host = Host::new(config)?;
+        let (messages, receiver) = mpsc::sync_channel(QUEUE);
+        let subscribers = Subscribers::default();
+        let io = ThreadIo::new(messages.clone(), tls, subscribers.clone());
+        let thread = std::thread::Builder::new()
+            .name("backhaul-engine".into())
+            .spawn(move || run(host, io, &receiver))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                messages,
+                subscribers,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Run any engine call on the engine thread: the engine hears the current time first, and
+    /// every action the call causes is performed before this returns.
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R, DriverError> {
+        self.host(move |host| f(host.engine_mut()))
+    }
+
+    fn host<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Host) -> R + Send + 'static,
+    ) -> Result<R, DriverError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        let command: Command<ThreadIo> = Box::new(move |host, io| {
+            let _ = reply.send(host.call(io, f));
+        });
+        self.inner
+            .messages
+            .send(Msg::Call(command))
+            .map_err(|_| DriverError::Stopped)?;
+        result.recv().map_err(|_| DriverError::Stopped)
+    }
+
+    /// `CreateJob`, owned by the configured owner.
+    pub fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError> {
+        let name = display_name.to_owned();
+        self.host(move |host| host.create_job(&name, job_type))?
+    }
+
+    /// `AddFile`. Fails at once (`E_INVALIDARG`) when the local name's directory does not exist
+    /// or the name is a directory.
+    pub fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
+        let (url, local) = (url.to_owned(), PathBuf::from(local));
+        self.host(move |host| host.add_file(job, &url, &local))?
+    }
+
+    /// `Resume`.
+    pub fn resume(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.resume())?
+    }
+
+    /// `Suspend`.
+    pub fn suspend(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.suspend())?
+    }
+
+    /// `Cancel`.
+    pub fn cancel(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.cancel())?
+    }
+
+    /// `Complete`; returns once the commits have been performed.
+    pub fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
+        self.call(move |e| e.job_mut(job)?.complete())?
+    }
+
+    /// `SetPriority`.
+    pub fn set_priority(&self, job: JobId, priority: JobPriority) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_priority(priority))?
+    }
+
+    /// `SetDisplayName`.
+    pub fn set_display_name(&self, job: JobId, name: &str) -> Result<(), BitsError> {
+        let name = name.to_owned();
+        self.call(move |e| e.job_mut(job)?.set_display_name(&name))?
+    }
+
+    /// `SetDescription`.
+    pub fn set_description(&self, job: JobId, description: &str) -> Result<(), BitsError> {
+        let description = description.to_owned();
+        self.call(move |e| e.job_mut(job)?.set_description(&description))?
+    }
+
+    /// `SetNotifyFlags`.
+    pub fn set_notify_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_notify_flags(flags))?
+    }
+
+    /// `SetMinimumRetryDelay`, seconds.
+    pub fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_minimum_retry_delay(secs))?
+    }
+
+    /// `SetNoProgressTimeout`, seconds.
+    pub fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_no_progress_timeout(secs))?
+    }
+
+    /// `SetMaximumDownloadTime`, seconds.
+    pub fn set_maximum_download_time(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_maximum_download_time(secs))?
+    }
+
+    /// Everything about the job now.
+    pub fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
+        self.call(move |e| e.job(job).map(|view| view.info()))?
+    }
+
+    /// `EnumJobs`: every job not in a final state, oldest first.
+    pub fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+        Ok(self.call(|e| e.jobs())?)
+    }
+
+    /// Waits until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED and returns that
+    /// state; at once if it already is.
+    pub fn wait(&self, job: JobId) -> Result<JobState, BitsError> {
+        let (settled, state) = mpsc::sync_channel(1);
+        self.host(move |host| {
+            host.wait(
+                job,
+                Box::new(move |s| {
+                    let _ = settled.send(s);
+                }),
+            )
+        })??;
+        state.recv().map_err(|_| DriverError::Stopped.into())
+    }
+
+    /// Every [`JobEvent`] from now on. The channel is unbounded: keep reading it, or drop it.
+    pub fn subscribe(&self) -> Receiver<JobEvent> {
+        let (sender, receiver) = mpsc::channel();
+        lock(&self.inner.subscribers).push(sender);
+        receiver
+    }
+
+    /// Stop the engine thread and wait for it: connections and files are closed (temp files
+    /// stay: jobs persist). Calls through other clones fail with [`DriverError::Stopped`].
+    pub fn shutdown(self) {
+        if self.inner.messages.send(Msg::Stop).is_ok() {
+            if let Some(thread) = lock(&self.inner.thread).take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The engine thread: wait for a message or the deadline; hand it to the host.
+fn run(mut host: Host, mut io: ThreadIo, messages: &Receiver<Msg>) {
+    host.start(&mut io);
+    loop {
+        let msg = match host.sleep_for() {
+            Some(timeout) => match messages.recv_timeout(timeout) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    host.handle_wake(&mut io);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            None => match messages.recv() {
+                Ok(msg) => msg,
+                Err(_) => return,
+            },
+        };
+        match msg {
+            Msg::Input(input) => host.handle(input, &mut io),
+            Msg::Call(command) => command(&mut host, &mut io),
+            Msg::Stop => return, // dropping `io` closes the connections, `host` the files
+        }
+    }
+}

@@ -1,1 +1,29 @@
-//! placeholder
+//! # backhaul-io
+//!
+//! What both backhaul drivers share, so that neither writes it twice:
+//!
+//! - [`Host`]: the engine plus everything a driver does without sockets — the drain loop, the
+//!   file actions ([`TempFiles`]), the job store, `wait` waiters. A driver implements [`Io`]
+//!   (connect, send, close, publish an event) and moves inputs, commands and timer wake-ups
+//!   into the host; it holds no policy of its own.
+//! - [`DriverConfig`] and [`DriverError`]: the configuration and errors of both drivers.
+//! - [`tls`]: the trust anchors handed to core and the rustls client configuration whose
+//!   verifier decides nothing (core validates the chain).
+//! - [`failure`]: `io::Error` → [`IoFailure`](backhaul_core::IoFailure).
+//! - [`clock`]: wall time for the engine.
+#![forbid(unsafe_code)]
+
+mod buffer;
+pub mod clock;
+mod config;
+pub mod failure;
+mod files;
+mod host;
+#[cfg(feature = "test-support")]
+pub mod testing;
+pub mod tls;
+
+pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
+pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
+pub use crate::files::{check_local_name, TempFiles};
+pub use crate::host::{is_settled, Command, Host, Io, Waiter};

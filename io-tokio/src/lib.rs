@@ -1,1 +1,242 @@
-//! placeholder
+//! # backhaul-tokio
+//!
+//! Drives [`backhaul_core::Engine`] on tokio. One engine task owns the engine (inside a
+//! [`backhaul_io::Host`]) and waits for the first of: an application command, an input from a
+//! connection task, or the engine's deadline. Each is fed to the engine, whose outputs are then
+//! drained and performed before the next. The driver holds no policy: every decision is core's.
+//!
+//! File actions run synchronously on the engine task: a positioned write into the page cache
+//! takes microseconds, where `tokio::fs` would hop to the blocking pool for each one and the
+//! engine would have to wait for it anyway before its next input. Only a commit waits for the
+//! disk (two fsyncs per file, once per job). On a multi-thread runtime the connection tasks keep
+//! running meanwhile.
+#![forbid(unsafe_code)]
+
+mod conn;
+
+use std::path::{Path, PathBuf};
+
+use backhaul_core::{
+    BitsError, CompleteOutcome, Engine, FileIndex, Input, JobEvent, JobId, JobInfo, JobPriority,
+    JobState, JobType,
+};
+use backhaul_io::{Command, Host};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+pub use backhaul_io::{DriverConfig, DriverError};
+
+use crate::conn::TokioIo;
+
+/// Inputs from connection tasks waiting for the engine; beyond this, connections stop reading.
+const INPUT_QUEUE: usize = 32;
+/// Events kept for a slow subscriber before it misses some (`RecvError::Lagged`).
+const EVENT_QUEUE: usize = 1024;
+
+enum Msg {
+    Call(Command<TokioIo>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The application's handle on a running engine. Cheap to clone; the engine task stops when
+/// [`Manager::shutdown`] is called or every clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Manager {
+    commands: mpsc::UnboundedSender<Msg>,
+    events: broadcast::Sender<JobEvent>,
+}
+
+impl Manager {
+    /// Load the trust anchors, create the engine and spawn its task. Call inside a tokio runtime.
+    pub fn new(config: DriverConfig) -> Result<Self, DriverError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|err| DriverError::Runtime(err.to_string()))?;
+        let tls = backhaul_io::tls::client_config()?;
+        let host = Host::new(config)?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let io = TokioIo::new(inputs, tls, events.clone());
+        runtime.spawn(run(host, io, command_rx, input_rx));
+        Ok(Self { commands, events })
+    }
+
+    /// Run any engine call on the engine task: the engine hears the current time first, and
+    /// every action the call causes is performed before this returns.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R, DriverError> {
+        self.host(move |host| f(host.engine_mut())).await
+    }
+
+    async fn host<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Host) -> R + Send + 'static,
+    ) -> Result<R, DriverError> {
+        let (reply, result) = oneshot::channel();
+        let command: Command<TokioIo> = Box::new(move |host, io| {
+            let _ = reply.send(host.call(io, f));
+        });
+        self.commands
+            .send(Msg::Call(command))
+            .map_err(|_| DriverError::Stopped)?;
+        result.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// `CreateJob`, owned by the configured owner.
+    pub async fn create_job(
+        &self,
+        display_name: &str,
+        job_type: JobType,
+    ) -> Result<JobId, BitsError> {
+        let name = display_name.to_owned();
+        self.host(move |host| host.create_job(&name, job_type))
+            .await?
+    }
+
+    /// `AddFile`. Fails at once (`E_INVALIDARG`) when the local name's directory does not exist
+    /// or the name is a directory.
+    pub async fn add_file(
+        &self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+    ) -> Result<FileIndex, BitsError> {
+        let (url, local) = (url.to_owned(), PathBuf::from(local));
+        self.host(move |host| host.add_file(job, &url, &local))
+            .await?
+    }
+
+    /// `Resume`.
+    pub async fn resume(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.resume()).await?
+    }
+
+    /// `Suspend`.
+    pub async fn suspend(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.suspend()).await?
+    }
+
+    /// `Cancel`.
+    pub async fn cancel(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.cancel()).await?
+    }
+
+    /// `Complete`; returns once the commits have been performed.
+    pub async fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
+        self.call(move |e| e.job_mut(job)?.complete()).await?
+    }
+
+    /// `SetPriority`.
+    pub async fn set_priority(&self, job: JobId, priority: JobPriority) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_priority(priority))
+            .await?
+    }
+
+    /// `SetDisplayName`.
+    pub async fn set_display_name(&self, job: JobId, name: &str) -> Result<(), BitsError> {
+        let name = name.to_owned();
+        self.call(move |e| e.job_mut(job)?.set_display_name(&name))
+            .await?
+    }
+
+    /// `SetDescription`.
+    pub async fn set_description(&self, job: JobId, description: &str) -> Result<(), BitsError> {
+        let description = description.to_owned();
+        self.call(move |e| e.job_mut(job)?.set_description(&description))
+            .await?
+    }
+
+    /// `SetNotifyFlags`.
+    pub async fn set_notify_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_notify_flags(flags))
+            .await?
+    }
+
+    /// `SetMinimumRetryDelay`, seconds.
+    pub async fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_minimum_retry_delay(secs))
+            .await?
+    }
+
+    /// `SetNoProgressTimeout`, seconds.
+    pub async fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_no_progress_timeout(secs))
+            .await?
+    }
+
+    /// `SetMaximumDownloadTime`, seconds.
+    pub async fn set_maximum_download_time(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_maximum_download_time(secs))
+            .await?
+    }
+
+    /// Everything about the job now.
+    pub async fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
+        self.call(move |e| e.job(job).map(|view| view.info()))
+            .await?
+    }
+
+    /// `EnumJobs`: every job not in a final state, oldest first.
+    pub async fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+        Ok(self.call(|e| e.jobs()).await?)
+    }
+
+    /// Waits until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED and returns that
+    /// state; at once if it already is.
+    pub async fn wait(&self, job: JobId) -> Result<JobState, BitsError> {
+        let (settled, state) = oneshot::channel();
+        self.host(move |host| {
+            host.wait(
+                job,
+                Box::new(move |s| {
+                    let _ = settled.send(s);
+                }),
+            )
+        })
+        .await??;
+        state.await.map_err(|_| DriverError::Stopped.into())
+    }
+
+    /// Every [`JobEvent`] from now on. A receiver that falls more than 1,024 events behind
+    /// misses some (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stop the engine task: connections and files are closed (temp files stay: jobs persist).
+    /// Calls through other clones fail with [`DriverError::Stopped`] from then on.
+    pub async fn shutdown(self) {
+        let (done, stopped) = oneshot::channel();
+        if self.commands.send(Msg::Stop(done)).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+/// The engine task: wait for a command, an input or the deadline; hand it to the host.
+async fn run(
+    mut host: Host,
+    mut io: TokioIo,
+    mut commands: mpsc::UnboundedReceiver<Msg>,
+    mut inputs: mpsc::Receiver<Input>,
+) {
+    host.start(&mut io);
+    loop {
+        let wake = host.sleep_for().map(|d| Instant::now() + d);
+        tokio::select! {
+            msg = commands.recv() => match msg {
+                Some(Msg::Call(command)) => command(&mut host, &mut io),
+                Some(Msg::Stop(done)) => {
+                    drop((io, host));
+                    let _ = done.send(());
+                    return;
+                }
+                None => return, // every Manager is gone
+            },
+            Some(input) = inputs.recv() => host.handle(input, &mut io),
+            () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => host.handle_wake(&mut io),
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! Connections on threads: one thread per connection, and [`ThreadIo`], the engine thread's side.
+//!
+//! A connection thread resolves, connects (TCP_NODELAY), runs the TLS handshake when asked,
+//! publishes the open stream in the connection's [`Slot`], and reports `Connected` (or
+//! `ConnectFailed`). Then it reads until end of stream or a failure, reporting every chunk.
+//!
+//! Writes come from the engine thread, straight onto the socket (`&TcpStream` is `Write`). For
+//! TLS the `rustls::ClientConnection` sits in a mutex shared by the two threads; the reader
+//! blocks in `read` on the raw socket *without* the lock and takes it only to decrypt, so a send
+//! never waits for the peer to speak. (Sends are HTTP requests: they fit the socket buffer, so
+//! the engine thread does not block on them either.) `Close` shuts the socket down, which wakes
+//! the reader; a thread still connecting finds the slot closed and drops its socket.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{Sender, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use backhaul_core::{ConnId, Input, IoFailure, IoFailureKind, JobEvent};
+use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
+use backhaul_io::{clock, tls, Io, ReadBuffer};
+use bytes::Bytes;
+use rustls::{ClientConfig, ClientConnection};
+
+use crate::Msg;
+
+/// The application's event subscribers.
+pub(crate) type Subscribers = Arc<Mutex<Vec<Sender<JobEvent>>>>;
+
+/// Connections and event subscribers, as the engine thread's [`Host`](backhaul_io::Host) sees them.
+pub(crate) struct ThreadIo {
+    conns: HashMap<ConnId, Arc<Slot>>,
+    inputs: SyncSender<Msg>,
+    tls: Arc<ClientConfig>,
+    subscribers: Subscribers,
+}
+
+impl ThreadIo {
+    /// Connection threads report on `inputs`; events go to `subscribers`.
+    pub(crate) fn new(
+        inputs: SyncSender<Msg>,
+        tls: Arc<ClientConfig>,
+        subscribers: Subscribers,
+    ) -> Self {
+        Self {
+            conns: HashMap::new(),
+            inputs,
+            tls,
+            subscribers,
+        }
+    }
+}
+
+impl Drop for ThreadIo {
+    fn drop(&mut self) {
+        for slot in self.conns.values() {
+            slot.close();
+        }
+    }
+}
+
+impl Io for ThreadIo {
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        host: String,
+        port: u16,
+        tls_server_name: Option<String>,
+    ) -> Result<(), IoFailure> {
+        let slot = Arc::new(Slot(Mutex::new(State::Connecting)));
+        let (thread_slot, inputs) = (slot.clone(), self.inputs.clone());
+        let tls = tls_server_name.map(|name| (self.tls.clone(), name));
+        std::thread::Builder::new()
+            .name(format!("backhaul-{conn}"))
+            .spawn(move || run(conn, &host, port, tls, &thread_slot, &inputs))
+            .map_err(|err| {
+                IoFailure::new(
+                    IoFailureKind::Other,
+                    format!("cannot start a connection thread: {err}"),
+                )
+            })?;
+        self.conns.insert(conn, slot);
+        Ok(())
+    }
+
+    fn send(&mut self, conn: ConnId, data: Bytes) -> Result<(), IoFailure> {
+        match self.conns.get(&conn) {
+            Some(slot) => slot.send(&data),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(slot) = self.conns.remove(&conn) {
+            slot.close();
+        }
+    }
+
+    fn publish(&mut self, event: JobEvent) {
+        lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
+    }
+}
+
+/// One connection as both of its threads see it.
+struct Slot(Mutex<State>);
+
+enum State {
+    Connecting,
+    Open(Stream),
+    Closed,
+}
+
+/// An open connection. Clones share the socket (and the TLS state).
+#[derive(Clone)]
+enum Stream {
+    Plain(Arc<TcpStream>),
+    Tls(Arc<TcpStream>, Arc<Mutex<ClientConnection>>),
+}
+
+impl Slot {
+    /// Publish the open stream, unless the engine closed the connection meanwhile.
+    fn open(&self, stream: Stream) -> bool {
+        let mut state = lock(&self.0);
+        if matches!(*state, State::Closed) {
+            return false;
+        }
+        *state = State::Open(stream);
+        true
+    }
+
+    /// Write all of `data`; on failure the connection is closed.
+    fn send(&self, data: &[u8]) -> Result<(), IoFailure> {
+        // Clone the stream out: the slot's lock must not be held while writing (close takes it).
+        let stream = match &*lock(&self.0) {
+            State::Open(stream) => stream.clone(),
+            State::Connecting | State::Closed => return Ok(()),
+        };
+        stream.write_all(data).map_err(|err| {
+            self.close();
+            io_failure(&err)
+        })
+    }
+
+    /// Shut the socket down (waking a blocked reader) and mark the connection closed.
+    fn close(&self) {
+        if let State::Open(stream) = std::mem::replace(&mut *lock(&self.0), State::Closed) {
+            let _ = stream.tcp().shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) | Stream::Tls(tcp, _) => tcp,
+        }
+    }
+
+    fn write_all(&self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => (&**tcp).write_all(data),
+            Stream::Tls(tcp, tls) => {
+                let mut tls = lock(tls);
+                tls.writer().write_all(data)?;
+                while tls.wants_write() {
+                    tls.write_tls(&mut &**tcp)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The connection thread.
+fn run(
+    conn: ConnId,
+    host: &str,
+    port: u16,
+    tls: Option<(Arc<ClientConfig>, String)>,
+    slot: &Slot,
+    inputs: &SyncSender<Msg>,
+) {
+    let report = |input| inputs.send(Msg::Input(input)).is_ok();
+    let (stream, peer_certificates) = match open(host, port, tls) {
+        Ok(opened) => opened,
+        Err(error) => {
+            report(Input::ConnectFailed {
+                now: clock::now(),
+                conn,
+                error,
+            });
+            return;
+        }
+    };
+    if !slot.open(stream.clone())
+        || !report(Input::Connected {
+            now: clock::now(),
+            conn,
+            peer_certificates,
+        })
+    {
+        return; // closed while connecting, or the engine is gone: dropping the stream closes it
+    }
+    let raw = match stream {
+        Stream::Plain(_) => Vec::new(),
+        Stream::Tls(..) => vec![0; RAW_TLS_READ],
+    };
+    let mut reader = Reader {
+        stream,
+        buf: ReadBuffer::new(),
+        raw,
+        pending: 0..0,
+    };
+    loop {
+        let input = match reader.next() {
+            Ok(Some(data)) => Input::Received {
+                now: clock::now(),
+                conn,
+                data,
+            },
+            Ok(None) => Input::Closed {
+                now: clock::now(),
+                conn,
+            },
+            Err(err) => Input::ConnectionFailed {
+                now: clock::now(),
+                conn,
+                error: io_failure(&err),
+            },
+        };
+        let more = matches!(input, Input::Received { .. });
+        if !report(input) || !more {
+            return;
+        }
+    }
+}
+
+/// Resolve, connect (trying each address), and run the TLS handshake if asked.
+fn open(
+    host: &str,
+    port: u16,
+    tls: Option<(Arc<ClientConfig>, String)>,
+) -> Result<(Stream, Vec<rustls::pki_types::CertificateDer<'static>>), IoFailure> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|err| resolve_failure(host, Some(&err)))?;
+    let mut last = None;
+    let mut tcp = None;
+    for addr in addrs {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                tcp = Some(stream);
+                break;
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    let Some(mut tcp) = tcp else {
+        return Err(last.map_or_else(
+            || resolve_failure(host, None),
+            |err| connect_failure(host, port, &err),
+        ));
+    };
+    tcp.set_nodelay(true)
+        .map_err(|err| connect_failure(host, port, &err))?;
+    let Some((config, name)) = tls else {
+        return Ok((Stream::Plain(Arc::new(tcp)), Vec::new()));
+    };
+    let mut client = ClientConnection::new(config, tls::server_name(name)?)
+        .map_err(|err| tls_failure(host, &err))?;
+    while client.is_handshaking() {
+        client
+            .complete_io(&mut tcp)
+            .map_err(|err| tls_failure(host, &err))?;
+    }
+    let chain = tls::peer_chain(&client);
+    Ok((
+        Stream::Tls(Arc::new(tcp), Arc::new(Mutex::new(client))),
+        chain,
+    ))
+}
+
+/// Ciphertext read from the socket at a time.
+const RAW_TLS_READ: usize = 64 * 1024;
+
+/// The reading side of one connection.
+struct Reader {
+    stream: Stream,
+    /// Where received (plaintext) bytes land; chunks are split off it.
+    buf: ReadBuffer,
+    /// TLS only: ciphertext from the socket, `pending` not yet given to rustls.
+    raw: Vec<u8>,
+    pending: std::ops::Range<usize>,
+}
+
+impl Reader {
+    /// The next chunk of bytes, or `None` at end of stream.
+    fn next(&mut self) -> io::Result<Option<Bytes>> {
+        let tls = match &self.stream {
+            Stream::Plain(tcp) => {
+                let n = self.buf.read_with(|room| (&**tcp).read(room))?;
+                return Ok((n > 0).then(|| self.buf.take()));
+            }
+            Stream::Tls(_, tls) => tls.clone(),
+        };
+        loop {
+            let ended = self.decrypt(&mut lock(&tls))?;
+            if !self.buf.is_empty() {
+                return Ok(Some(self.buf.take())); // an end is seen again next call
+            }
+            if ended {
+                return Ok(None);
+            }
+            // Everything read so far is decrypted and handed over: wait for more, unlocked.
+            let n = self.stream.tcp().read(&mut self.raw)?;
+            self.pending = 0..n;
+            if n == 0 {
+                let mut tls = lock(&tls);
+                tls.read_tls(&mut io::empty())?; // tells rustls the stream ended
+                tls.process_new_packets()
+                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+            }
+        }
+    }
+
+    /// Give rustls the pending ciphertext and move all plaintext into `buf`. Returns whether the
+    /// stream has ended (`close_notify`, or end of stream without it: core's HTTP framing tells
+    /// a truncated body from a complete one).
+    fn decrypt(&mut self, tls: &mut ClientConnection) -> io::Result<bool> {
+        loop {
+            loop {
+                match self.buf.read_with(|room| tls.reader().read(room)) {
+                    Ok(0) => return Ok(true),
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
+                    Err(err) => return Err(err),
+                }
+            }
+            if self.pending.is_empty() {
+                return Ok(false);
+            }
+            let n = tls.read_tls(&mut &self.raw[self.pending.clone()])?;
+            // 0: rustls takes no more (close_notify seen); the rest is dropped.
+            self.pending.start = if n == 0 {
+                self.pending.end
+            } else {
+                self.pending.start + n
+            };
+            let processed = tls.process_new_packets();
+            // Alerts and key updates; a failure here shows up on the next read.
+            while tls.wants_write()
+                && matches!(tls.write_tls(&mut self.stream.tcp()), Ok(n) if n > 0)
+            {}
+            processed.map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+        }
+    }
+}
+
+/// Lock, ignoring poisoning: every critical section leaves the data consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! [`Host`]: the engine and everything a driver does without sockets — the drain loop, the file
+//! actions, the store, the `wait` waiters. A driver implements [`Io`] and feeds the host.
+//!
+//! The loop every driver runs (DESIGN.md, "The drivers"):
+//!
+//! 1. start: [`Host::start`], then repeatedly
+//! 2. wait for the first of: a connection's input → [`Host::handle`]; an application command →
+//!    [`Host::call`]; [`Host::sleep_for`] elapsing → [`Host::handle_wake`].
+//!
+//! Each of those feeds the engine and drains it until `Output::Timeout`: network actions go to
+//! the [`Io`], file actions to [`TempFiles`] (their results are fed back once the engine is
+//! drained), `Persist`/`Forget` to the store, events to waiters and then to [`Io::publish`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::time::Duration;
+
+use backhaul_core::{
+    Action, BitsError, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, JobEvent, JobId,
+    JobState, JobType, Output, Owner, Timestamp,
+};
+use backhaul_store::{JobStore, MemoryStore};
+use bytes::Bytes;
+
+use crate::clock;
+use crate::config::{DriverConfig, DriverError};
+use crate::files::{check_local_name, TempFiles};
+use crate::tls::load_trust_anchors;
+
+/// What differs between drivers: connections and how events reach the application.
+pub trait Io {
+    /// `Action::Connect`: start connecting in the background; the outcome comes back as an
+    /// input. An error means the attempt could not even start (reported as `ConnectFailed`).
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        host: String,
+        port: u16,
+        tls_server_name: Option<String>,
+    ) -> Result<(), IoFailure>;
+    /// `Action::Send`: write (or queue) the bytes. An error is reported as `ConnectionFailed`;
+    /// the driver has closed the connection.
+    fn send(&mut self, conn: ConnId, data: Bytes) -> Result<(), IoFailure>;
+    /// `Action::Close`: close the connection and forget it.
+    fn close(&mut self, conn: ConnId);
+    /// Hand an event to the application's subscribers.
+    fn publish(&mut self, event: JobEvent);
+}
+
+/// Told the job's state once it is settled (see [`is_settled`]).
+pub type Waiter = Box<dyn FnOnce(JobState) + Send>;
+
+/// An application command as a driver ships it to its engine thread or task.
+pub type Command<I> = Box<dyn FnOnce(&mut Host, &mut I) + Send>;
+
+/// TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED: what `wait` waits for.
+pub fn is_settled(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Transferred | JobState::Error | JobState::Acknowledged | JobState::Cancelled
+    )
+}
+
+/// The engine and everything around it that is not a socket.
+pub struct Host {
+    engine: Engine,
+    files: TempFiles,
+    store: Box<dyn JobStore>,
+    owner: Owner,
+    /// Connections core asked for and has neither closed nor heard the end of: inputs about
+    /// any other connection are late and dropped.
+    live: HashSet<ConnId>,
+    waiters: HashMap<JobId, Vec<Waiter>>,
+    /// Results of file actions, fed once the engine is drained.
+    results: VecDeque<Input>,
+    deadline: Option<Timestamp>,
+}
+
+impl Host {
+    /// Load the trust anchors into the engine's config, open the store, create the engine.
+    pub fn new(config: DriverConfig) -> Result<Self, DriverError> {
+        let DriverConfig {
+            mut core,
+            ca_files,
+            use_system_roots,
+            store,
+            owner,
+        } = config;
+        core.trust_anchors
+            .extend(load_trust_anchors(&ca_files, use_system_roots)?);
+        let engine = Engine::new(core, clock::now());
+        for (index, reason) in engine.rejected_anchors() {
+            tracing::warn!("trust anchor #{index} skipped by the engine: {reason}");
+        }
+        Ok(Self {
+            engine,
+            files: TempFiles::new(),
+            store: store.unwrap_or_else(|| Box::new(MemoryStore::new())),
+            owner,
+            live: HashSet::new(),
+            waiters: HashMap::new(),
+            results: VecDeque::new(),
+            deadline: None,
+        })
+    }
+
+    /// Drain whatever the new engine has to do; call once before the loop.
+    pub fn start(&mut self, io: &mut impl Io) {
+        self.drain(io);
+    }
+
+    /// A fact from one of the driver's connections.
+    pub fn handle(&mut self, input: Input, io: &mut impl Io) {
+        self.feed(input);
+        self.drain(io);
+    }
+
+    /// The driver's timer fired: feed `Input::Timeout` if the deadline has passed.
+    pub fn handle_wake(&mut self, io: &mut impl Io) {
+        if self.deadline.is_some_and(clock::is_due) {
+            self.handle(Input::Timeout { now: clock::now() }, io);
+        }
+    }
+
+    /// How long the driver may wait for input before calling [`Host::handle_wake`]; `None`:
+    /// no timer is armed.
+    pub fn sleep_for(&self) -> Option<Duration> {
+        self.deadline.map(clock::sleep_for)
+    }
+
+    /// The engine's next deadline.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        self.deadline
+    }
+
+    /// Run an application command: the engine hears the current time first, then `f` runs,
+    /// then every resulting action is performed before this returns.
+    pub fn call<I: Io, R>(&mut self, io: &mut I, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.handle(Input::Timeout { now: clock::now() }, io);
+        let result = f(self);
+        self.drain(io);
+        result
+    }
+
+    /// The engine, for queries.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, for commands (use inside [`Host::call`]).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// `CreateJob`, owned by the configured owner.
+    pub fn create_job(
+        &mut self,
+        display_name: &str,
+        job_type: JobType,
+    ) -> Result<JobId, BitsError> {
+        self.engine
+            .create_job(display_name, job_type, self.owner.clone())
+    }
+
+    /// `AddFile`, after [`check_local_name`].
+    pub fn add_file(
+        &mut self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+    ) -> Result<FileIndex, BitsError> {
+        check_local_name(local)?;
+        self.engine.job_mut(job)?.add_file(url, local)
+    }
+
+    /// Tell `waiter` the job's state once it is settled: now if it already is, else on the
+    /// `StateChanged` event that settles it. Registration and the check happen in one engine
+    /// turn, so no event falls between them.
+    pub fn wait(&mut self, job: JobId, waiter: Waiter) -> Result<(), BitsError> {
+        let state = self.engine.job(job)?.state();
+        if is_settled(state) {
+            waiter(state);
+        } else {
+            self.waiters.entry(job).or_default().push(waiter);
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, input: Input) {
+        let conn = match &input {
+            Input::Connected { conn, .. } | Input::Received { conn, .. } => Some((*conn, false)),
+            Input::ConnectFailed { conn, .. }
+            | Input::Closed { conn, .. }
+            | Input::ConnectionFailed { conn, .. } => Some((*conn, true)),
+            _ => None,
+        };
+        if let Some((conn, last)) = conn {
+            let live = if last {
+                self.live.remove(&conn)
+            } else {
+                self.live.contains(&conn)
+            };
+            if !live {
+                return; // late: core closed it, or its end was already reported
+            }
+        }
+        self.engine.handle(input);
+    }
+
+    /// Drain the engine until it has nothing more to do now, feeding file results back.
+    fn drain(&mut self, io: &mut impl Io) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Action(action) => self.perform(action, io),
+                Output::Event(event) => self.dispatch(event, io),
+                Output::Timeout(deadline) => {
+                    self.deadline = deadline;
+                    match self.results.pop_front() {
+                        Some(input) => self.feed(input),
+                        None => return,
+                    }
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, action: Action, io: &mut impl Io) {
+        let result = match action {
+            Action::Connect {
+                conn,
+                host,
+                port,
+                tls_server_name,
+            } => {
+                self.live.insert(conn);
+                let started = io.connect(conn, host, port, tls_server_name);
+                started.err().map(|error| Input::ConnectFailed {
+                    now: clock::now(),
+                    conn,
+                    error,
+                })
+            }
+            Action::Send { conn, data } => {
+                io.send(conn, data)
+                    .err()
+                    .map(|error| Input::ConnectionFailed {
+                        now: clock::now(),
+                        conn,
+                        error,
+                    })
+            }
+            Action::Close { conn } => {
+                self.live.remove(&conn);
+                io.close(conn);
+                None
+            }
+            Action::OpenTemp {
+                job,
+                file,
+                path,
+                create,
+            } => Some(match self.files.open_temp(job, file, &path, create) {
+                Ok(len) => Input::TempOpened {
+                    now: clock::now(),
+                    job,
+                    file,
+                    len,
+                },
+                Err(error) => file_failed(job, file, FileOp::OpenTemp, error),
+            }),
+            Action::WriteFile {
+                job,
+                file,
+                offset,
+                data,
+            } => {
+                let done = self.files.write(job, file, offset, &data);
+                done.err()
+                    .map(|error| file_failed(job, file, FileOp::Write, error))
+            }
+            Action::TruncateFile { job, file, len } => {
+                let done = self.files.truncate(job, file, len);
+                done.err()
+                    .map(|error| file_failed(job, file, FileOp::Write, error))
+            }
+            Action::CloseFile { job, file } => {
+                self.files.close(job, file);
+                None
+            }
+            Action::CommitFile {
+                job,
+                file,
+                temp,
+                dest,
+            } => Some(match self.files.commit(job, file, &temp, &dest) {
+                Ok(()) => Input::FileCommitted {
+                    now: clock::now(),
+                    job,
+                    file,
+                },
+                Err(error) => file_failed(job, file, FileOp::Commit, error),
+            }),
+            Action::DeleteTemp { job, file, path } => {
+                let done = self.files.delete(job, file, &path);
+                done.err()
+                    .map(|error| file_failed(job, file, FileOp::Delete, error))
+            }
+            Action::Persist { job } => {
+                self.persist(job);
+                None
+            }
+            Action::Forget { job } => {
+                if let Err(err) = self.store.delete(job) {
+                    tracing::warn!("cannot forget job {job} in the store: {err}");
+                }
+                None
+            }
+            other => {
+                tracing::error!("this driver does not know the action {other:?}");
+                None
+            }
+        };
+        self.results.extend(result);
+    }
+
+    fn persist(&mut self, job: JobId) {
+        let Some(record) = self.engine.job_record(job) else {
+            tracing::warn!("asked to persist job {job}, which has no record");
+            return;
+        };
+        if let Err(err) = self.store.put(job, record) {
+            tracing::warn!("cannot persist job {job}: {err}");
+        }
+    }
+
+    fn dispatch(&mut self, event: JobEvent, io: &mut impl Io) {
+        if let JobEvent::StateChanged { job, to, .. } = event {
+            if is_settled(to) {
+                for waiter in self.waiters.remove(&job).unwrap_or_default() {
+                    waiter(to);
+                }
+            }
+        }
+        io.publish(event);
+    }
+}
+
+fn file_failed(job: JobId, file: FileIndex, op: FileOp, error: IoFailure) -> Input {
+    Input::FileFailed {
+        now: clock::now(),
+        job,
+        file,
+        op,
+        error,
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("engine", &self.engine)
+            .field("files", &self.files)
+            .field("owner", &self.owner)
+            .field("live", &self.live)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}

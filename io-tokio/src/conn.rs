@@ -1,0 +1,213 @@
+//! Connections on tokio: one task per connection, and [`TokioIo`], the engine task's side.
+//!
+//! A connection task resolves, connects (TCP_NODELAY), runs the TLS handshake when asked, and
+//! reports `Connected` or `ConnectFailed`. Then it loops: read into a large buffer and report
+//! each chunk, or write what the engine sent. It ends after reporting end of stream or a
+//! failure; `Close` aborts it, which drops (closes) the socket.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use backhaul_core::{ConnId, Input, IoFailure, JobEvent};
+use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
+use backhaul_io::{clock, make_room, tls, Io};
+use bytes::{Bytes, BytesMut};
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+
+/// Connections and event subscribers, as the engine task's [`Host`](backhaul_io::Host) sees them.
+pub(crate) struct TokioIo {
+    conns: HashMap<ConnId, Conn>,
+    inputs: mpsc::Sender<Input>,
+    tls: Arc<ClientConfig>,
+    events: broadcast::Sender<JobEvent>,
+}
+
+/// The engine task's handle on one connection task.
+struct Conn {
+    writes: mpsc::UnboundedSender<Bytes>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TokioIo {
+    /// Connection tasks report on `inputs`; events go to `events`' subscribers.
+    pub(crate) fn new(
+        inputs: mpsc::Sender<Input>,
+        tls: Arc<ClientConfig>,
+        events: broadcast::Sender<JobEvent>,
+    ) -> Self {
+        Self {
+            conns: HashMap::new(),
+            inputs,
+            tls,
+            events,
+        }
+    }
+}
+
+impl Io for TokioIo {
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        host: String,
+        port: u16,
+        tls_server_name: Option<String>,
+    ) -> Result<(), IoFailure> {
+        let (writes, write_rx) = mpsc::unbounded_channel();
+        let tls = tls_server_name.map(|name| (self.tls.clone(), name));
+        let task = tokio::spawn(run(conn, host, port, tls, self.inputs.clone(), write_rx));
+        self.conns.insert(conn, Conn { writes, task });
+        Ok(())
+    }
+
+    fn send(&mut self, conn: ConnId, data: Bytes) -> Result<(), IoFailure> {
+        // A task that has ended has reported why; its Close is on its way.
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.writes.send(data);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    fn publish(&mut self, event: JobEvent) {
+        let _ = self.events.send(event); // no subscriber is fine
+    }
+}
+
+async fn run(
+    conn: ConnId,
+    host: String,
+    port: u16,
+    tls: Option<(Arc<ClientConfig>, String)>,
+    inputs: mpsc::Sender<Input>,
+    writes: mpsc::UnboundedReceiver<Bytes>,
+) {
+    let tcp = match connect(&host, port).await {
+        Ok(tcp) => tcp,
+        Err(error) => return report_failure(&inputs, conn, error).await,
+    };
+    let Some((config, name)) = tls else {
+        if connected(&inputs, conn, Vec::new()).await {
+            pump(conn, tcp, false, &inputs, writes).await;
+        }
+        return;
+    };
+    let handshake = match tls::server_name(name) {
+        Ok(name) => TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|err| tls_failure(&host, &err)),
+        Err(error) => Err(error),
+    };
+    match handshake {
+        Ok(stream) => {
+            if connected(&inputs, conn, tls::peer_chain(stream.get_ref().1)).await {
+                pump(conn, stream, true, &inputs, writes).await;
+            }
+        }
+        Err(error) => report_failure(&inputs, conn, error).await,
+    }
+}
+
+/// Resolve `host`, then try its addresses in order.
+async fn connect(host: &str, port: u16) -> Result<TcpStream, IoFailure> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|err| resolve_failure(host, Some(&err)))?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)
+                    .map_err(|err| connect_failure(host, port, &err))?;
+                return Ok(tcp);
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.map_or_else(
+        || resolve_failure(host, None),
+        |err| connect_failure(host, port, &err),
+    ))
+}
+
+async fn connected(
+    inputs: &mpsc::Sender<Input>,
+    conn: ConnId,
+    peer_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> bool {
+    inputs
+        .send(Input::Connected {
+            now: clock::now(),
+            conn,
+            peer_certificates,
+        })
+        .await
+        .is_ok()
+}
+
+async fn report_failure(inputs: &mpsc::Sender<Input>, conn: ConnId, error: IoFailure) {
+    let _ = inputs
+        .send(Input::ConnectFailed {
+            now: clock::now(),
+            conn,
+            error,
+        })
+        .await;
+}
+
+/// Move bytes until end of stream or a failure. `inputs` is bounded: a slow engine slows reads.
+async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: ConnId,
+    mut stream: S,
+    is_tls: bool,
+    inputs: &mpsc::Sender<Input>,
+    mut writes: mpsc::UnboundedReceiver<Bytes>,
+) {
+    let mut buf = BytesMut::new();
+    loop {
+        make_room(&mut buf);
+        let input = tokio::select! {
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) => Input::Closed { now: clock::now(), conn },
+                Ok(_) => Input::Received { now: clock::now(), conn, data: buf.split().freeze() },
+                // No close_notify: core's HTTP framing tells a truncated body from a complete one.
+                Err(err) if is_tls && err.kind() == io::ErrorKind::UnexpectedEof => Input::Closed { now: clock::now(), conn },
+                Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
+            },
+            data = writes.recv() => {
+                let Some(data) = data else { return }; // the engine forgot the connection
+                match write(&mut stream, &data).await {
+                    Ok(()) => continue,
+                    Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
+                }
+            }
+        };
+        let more = matches!(input, Input::Received { .. });
+        if inputs.send(input).await.is_err() || !more {
+            return;
+        }
+    }
+}
+
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8]) -> io::Result<()> {
+    stream.write_all(data).await?;
+    stream.flush().await // TLS: push the records out, not just into rustls
+}
+
+#[cfg(test)]
+mod tests;
