@@ -501,7 +501,10 @@ mod tests {
     fn a_code_without_a_name_is_shown_once_in_hex() {
         let error = BitsError::new(HResult(0x8000_1234), "something unheard of");
         let line = Failure::refused(FailureKind::Transfer, &error, "creating the job").error_line();
-        assert_eq!(line, "backhaul: error: 0x80001234: something unheard of (creating the job)");
+        assert_eq!(
+            line,
+            "backhaul: error: 0x80001234: something unheard of (creating the job)"
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl HResult {
     /// A one-line description in plain words.
     pub fn message(self) -> String {
         if let Some(status) = http_status(self) {
-            return format!("the server answered HTTP {status} {}", reason_phrase(status));
+            return format!(
+                "the server answered HTTP {status} {}",
+                reason_phrase(status)
+            );
         }
         TABLE
             .iter()
@@ -58,7 +61,9 @@ impl std::fmt::Display for HResult {
 /// The HTTP status inside a `BG_E_HTTP_ERROR_nnn` code.
 pub fn http_status(code: HResult) -> Option<u16> {
     let v = code.0;
-    (0x8019_0064..=0x8019_0257).contains(&v).then(|| (v - 0x8019_0000) as u16)
+    (0x8019_0064..=0x8019_0257)
+        .contains(&v)
+        .then(|| (v - 0x8019_0000) as u16)
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -181,19 +186,31 @@ mod tests {
     #[test]
     fn http_error_codes_are_0x80190000_plus_status() {
         assert_eq!(HResult::from_http_status(404), HResult(0x8019_0194));
-        assert_eq!(HResult(0x8019_0194).name().as_deref(), Some("BG_E_HTTP_ERROR_404"));
-        assert_eq!(HResult(0x8019_01F7).name().as_deref(), Some("BG_E_HTTP_ERROR_503"));
+        assert_eq!(
+            HResult(0x8019_0194).name().as_deref(),
+            Some("BG_E_HTTP_ERROR_404")
+        );
+        assert_eq!(
+            HResult(0x8019_01F7).name().as_deref(),
+            Some("BG_E_HTTP_ERROR_503")
+        );
     }
 
     #[test]
     fn winhttp_codes_are_hresult_from_win32() {
-        assert_eq!(HResult::from_win32(12037), ERROR_WINHTTP_SECURE_CERT_DATE_INVALID);
+        assert_eq!(
+            HResult::from_win32(12037),
+            ERROR_WINHTTP_SECURE_CERT_DATE_INVALID
+        );
         assert_eq!(HResult::from_win32(301), ERROR_HTTP_REDIRECT_MOVED);
     }
 
     #[test]
     fn names_round_trip_through_the_table() {
-        assert_eq!(BG_E_INVALID_STATE.name().as_deref(), Some("BG_E_INVALID_STATE"));
+        assert_eq!(
+            BG_E_INVALID_STATE.name().as_deref(),
+            Some("BG_E_INVALID_STATE")
+        );
         assert_eq!(format!("{BG_E_INVALID_STATE}"), "0x80200002");
         assert!(BG_S_PARTIAL_COMPLETE.is_success());
         assert!(!BG_E_EMPTY.is_success());

@@ -21,7 +21,10 @@ pub struct BitsError {
 impl BitsError {
     /// A refusal with `code`, explained by `detail`.
     pub fn new(code: HResult, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// The HRESULT, e.g. `BG_E_INVALID_STATE` 0x80200002.
@@ -116,7 +119,12 @@ pub struct JobError {
 impl JobError {
     /// An error in `context` with `code`, described by `description`.
     pub fn new(context: ErrorContext, code: HResult, description: impl Into<String>) -> Self {
-        Self { context, code, description: description.into(), file: None }
+        Self {
+            context,
+            code,
+            description: description.into(),
+            file: None,
+        }
     }
 
     /// The same error, tied to `file`.

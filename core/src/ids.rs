@@ -27,11 +27,17 @@ impl std::str::FromStr for JobId {
     /// Parses `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, braces optional, any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let s = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(s);
+        let s = s
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or(s);
         let groups: Vec<&str> = s.split('-').collect();
         let lens = [8, 4, 4, 4, 12];
         if groups.len() != 5 || groups.iter().zip(lens).any(|(g, n)| g.len() != n) {
-            return Err(crate::BitsError::new(crate::codes::E_INVALIDARG, "not a job id (GUID)"));
+            return Err(crate::BitsError::new(
+                crate::codes::E_INVALIDARG,
+                "not a job id (GUID)",
+            ));
         }
         let hex: String = groups.concat();
         u128::from_str_radix(&hex, 16)

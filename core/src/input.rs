@@ -141,7 +141,10 @@ pub struct IoFailure {
 impl IoFailure {
     /// A failure of `kind`, described by `message`.
     pub fn new(kind: IoFailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 

@@ -50,7 +50,10 @@ impl JobStore for MemoryStore {
         Ok(self
             .records
             .iter()
-            .map(|(id, bytes)| LoadedRecord { id: *id, record: decode_record(bytes) })
+            .map(|(id, bytes)| LoadedRecord {
+                id: *id,
+                record: decode_record(bytes),
+            })
             .collect())
     }
 }
@@ -63,8 +66,12 @@ mod tests {
     #[test]
     fn a_corrupt_record_is_reported_for_its_job_and_the_others_load() {
         let mut engine = Engine::new(Config::new([7; 32]), Timestamp::from_secs(1));
-        let good = engine.create_job("good", JobType::Download, Owner("u".into())).unwrap();
-        let bad = engine.create_job("bad", JobType::Download, Owner("u".into())).unwrap();
+        let good = engine
+            .create_job("good", JobType::Download, Owner("u".into()))
+            .unwrap();
+        let bad = engine
+            .create_job("bad", JobType::Download, Owner("u".into()))
+            .unwrap();
         let mut store = MemoryStore::new();
         store.put(good, engine.job_record(good).unwrap()).unwrap();
         store.put_raw(bad, b"BHJR\x01\x00\x00\x00{not json".to_vec());

@@ -33,7 +33,10 @@ pub fn decode_record(bytes: &[u8]) -> Result<JobRecord, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("truncated before the version".into()))?;
     let version = u32::from_le_bytes(*version);
     if version > RECORD_VERSION {
-        return Err(StoreError::UnsupportedVersion { found: version, supported: RECORD_VERSION });
+        return Err(StoreError::UnsupportedVersion {
+            found: version,
+            supported: RECORD_VERSION,
+        });
     }
     if version == 0 {
         return Err(StoreError::Corrupt("version 0 does not exist".into()));
@@ -51,13 +54,19 @@ mod tests {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&(RECORD_VERSION + 1).to_le_bytes());
         bytes.extend_from_slice(b"{}");
-        assert!(matches!(decode_record(&bytes), Err(StoreError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            decode_record(&bytes),
+            Err(StoreError::UnsupportedVersion { .. })
+        ));
     }
 
     #[test]
     fn record_without_magic_is_corrupt() {
         assert!(matches!(decode_record(b"{}"), Err(StoreError::Corrupt(_))));
-        assert!(matches!(decode_record(b"BHJR\x01"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode_record(b"BHJR\x01"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     proptest! {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backhaul_core::{
-    Action, Config, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, IoFailureKind, JobEvent, JobId,
-    JobState, Output, Owner, Timestamp,
+    Action, Config, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, IoFailureKind, JobEvent,
+    JobId, JobState, Output, Owner, Timestamp,
 };
 use bytes::Bytes;
 
@@ -36,7 +36,12 @@ pub struct Resource {
 impl Resource {
     /// A resource with a strong ETag.
     pub fn new(body: impl Into<Vec<u8>>, etag: &str) -> Self {
-        Self { body: body.into(), etag: Some(format!("\"{etag}\"")), last_modified: None, chunked: false }
+        Self {
+            body: body.into(),
+            etag: Some(format!("\"{etag}\"")),
+            last_modified: None,
+            chunked: false,
+        }
     }
 }
 
@@ -73,7 +78,10 @@ pub struct SeenRequest {
 impl SeenRequest {
     /// The first value of a header (lower-case name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -177,12 +185,18 @@ impl Sim {
 
     /// The resource `host:port` serves at `path` now.
     pub fn resource(&self, host: &str, port: u16, path: &str) -> Option<&Resource> {
-        self.servers.get(&(host.to_string(), port))?.resources.get(path)
+        self.servers
+            .get(&(host.to_string(), port))?
+            .resources
+            .get(path)
     }
 
     /// Makes every connection to `host:port` be refused (or accepted again).
     pub fn refuse_connections(&mut self, host: &str, port: u16, refuse: bool) {
-        self.servers.entry((host.to_string(), port)).or_default().refuse_connections = refuse;
+        self.servers
+            .entry((host.to_string(), port))
+            .or_default()
+            .refuse_connections = refuse;
     }
 
     /// The current virtual time.
@@ -230,7 +244,9 @@ impl Sim {
     /// nothing is left to do.
     pub fn step(&mut self) -> bool {
         self.drain();
-        let Some(at) = self.next_wakeup() else { return false };
+        let Some(at) = self.next_wakeup() else {
+            return false;
+        };
         self.now = self.now.max(at);
         self.deliver_due();
         self.drain();
@@ -249,13 +265,21 @@ impl Sim {
                 return;
             }
         }
-        panic!("livelock: still busy after {max_steps} steps (seed {})", self.seed);
+        panic!(
+            "livelock: still busy after {max_steps} steps (seed {})",
+            self.seed
+        );
     }
 
     /// Steps until job `id` is in `state`; panics if it never gets there.
     pub fn drive_to_state(&mut self, id: JobId, state: JobState) {
         self.drive_until(100_000, |s| s.state(id) == state);
-        assert_eq!(self.state(id), state, "job never reached {state} (seed {})", self.seed);
+        assert_eq!(
+            self.state(id),
+            state,
+            "job never reached {state} (seed {})",
+            self.seed
+        );
     }
 
     /// The contents of a file in the in-memory file system.
@@ -322,10 +346,17 @@ impl Sim {
 
     fn later(&mut self, input: Input) {
         let jitter = self.next_rand() % 3;
-        let mut at = self.now.saturating_add(self.latency + Duration::from_millis(jitter));
+        let mut at = self
+            .now
+            .saturating_add(self.latency + Duration::from_millis(jitter));
         // A connection delivers in order, like TCP: never before its previous delivery.
         if let Some(conn) = input_conn(&input) {
-            let last = self.pending.iter().filter(|p| input_conn(&p.2) == Some(conn)).map(|p| p.0).max();
+            let last = self
+                .pending
+                .iter()
+                .filter(|p| input_conn(&p.2) == Some(conn))
+                .map(|p| p.0)
+                .max();
             // Each further piece takes a millisecond: a crude bandwidth, so reads arrive apart.
             at = at.max(last.map_or(at, |l| l.saturating_add(Duration::from_millis(1))));
         }
@@ -344,25 +375,50 @@ impl Sim {
     fn perform(&mut self, action: Action) {
         let now = self.now;
         match action {
-            Action::Connect { conn, host, port, tls_server_name } => {
+            Action::Connect {
+                conn,
+                host,
+                port,
+                tls_server_name,
+            } => {
                 self.connects += 1;
-                let refused = self.servers.get(&(host.clone(), port)).is_none_or(|s| s.refuse_connections);
+                let refused = self
+                    .servers
+                    .get(&(host.clone(), port))
+                    .is_none_or(|s| s.refuse_connections);
                 if refused {
-                    let error = IoFailure::new(IoFailureKind::ConnectRefused, "Connection refused (simulated)");
+                    let error = IoFailure::new(
+                        IoFailureKind::ConnectRefused,
+                        "Connection refused (simulated)",
+                    );
                     self.later(Input::ConnectFailed { now, conn, error });
                 } else {
                     self.conns.insert(conn, SimConn { host, port });
-                    let peer_certificates = tls_server_name.map(|name| vec![sim_leaf(&name)]).unwrap_or_default();
-                    self.later(Input::Connected { now, conn, peer_certificates });
+                    let peer_certificates = tls_server_name
+                        .map(|name| vec![sim_leaf(&name)])
+                        .unwrap_or_default();
+                    self.later(Input::Connected {
+                        now,
+                        conn,
+                        peer_certificates,
+                    });
                 }
             }
             Action::Send { conn, data } => self.answer(conn, &data),
             Action::Close { conn } => {
                 self.conns.remove(&conn);
-                self.pending.retain(|(_, _, input)| input_conn(input) != Some(conn));
+                self.pending
+                    .retain(|(_, _, input)| input_conn(input) != Some(conn));
             }
-            Action::OpenTemp { job, file, path, create } => {
-                let dir_ok = path.parent().is_some_and(|d| self.dirs.iter().any(|x| x == d));
+            Action::OpenTemp {
+                job,
+                file,
+                path,
+                create,
+            } => {
+                let dir_ok = path
+                    .parent()
+                    .is_some_and(|d| self.dirs.iter().any(|x| x == d));
                 let result = if !dir_ok {
                     Err(IoFailureKind::NotFound)
                 } else if create && self.files.contains_key(&path) {
@@ -376,21 +432,47 @@ impl Sim {
                     Ok(()) => {
                         let len = self.files.entry(path.clone()).or_default().data.len() as u64;
                         self.open_files.insert((job, file), path);
-                        self.engine.handle(Input::TempOpened { now, job, file, len });
+                        self.engine.handle(Input::TempOpened {
+                            now,
+                            job,
+                            file,
+                            len,
+                        });
                     }
                     Err(kind) => {
                         let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
-                        self.engine.handle(Input::FileFailed { now, job, file, op: FileOp::OpenTemp, error });
+                        self.engine.handle(Input::FileFailed {
+                            now,
+                            job,
+                            file,
+                            op: FileOp::OpenTemp,
+                            error,
+                        });
                     }
                 }
             }
-            Action::WriteFile { job, file, offset, data } => {
+            Action::WriteFile {
+                job,
+                file,
+                offset,
+                data,
+            } => {
                 if let Some(kind) = self.fail_writes {
                     let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
-                    self.engine.handle(Input::FileFailed { now, job, file, op: FileOp::Write, error });
+                    self.engine.handle(Input::FileFailed {
+                        now,
+                        job,
+                        file,
+                        op: FileOp::Write,
+                        error,
+                    });
                     return;
                 }
-                let path = self.open_files.get(&(job, file)).expect("write to an open file").clone();
+                let path = self
+                    .open_files
+                    .get(&(job, file))
+                    .expect("write to an open file")
+                    .clone();
                 let f = self.files.entry(path).or_default();
                 let end = offset as usize + data.len();
                 if f.data.len() < end {
@@ -399,13 +481,26 @@ impl Sim {
                 f.data[offset as usize..end].copy_from_slice(&data);
             }
             Action::TruncateFile { job, file, len } => {
-                let path = self.open_files.get(&(job, file)).expect("truncate an open file").clone();
-                self.files.entry(path).or_default().data.truncate(len as usize);
+                let path = self
+                    .open_files
+                    .get(&(job, file))
+                    .expect("truncate an open file")
+                    .clone();
+                self.files
+                    .entry(path)
+                    .or_default()
+                    .data
+                    .truncate(len as usize);
             }
             Action::CloseFile { job, file } => {
                 self.open_files.remove(&(job, file));
             }
-            Action::CommitFile { job, file, temp, dest } => {
+            Action::CommitFile {
+                job,
+                file,
+                temp,
+                dest,
+            } => {
                 self.open_files.remove(&(job, file));
                 match self.files.remove(&temp) {
                     Some(f) => {
@@ -413,8 +508,17 @@ impl Sim {
                         self.engine.handle(Input::FileCommitted { now, job, file });
                     }
                     None => {
-                        let error = IoFailure::new(IoFailureKind::NotFound, "temp file missing (simulated)");
-                        self.engine.handle(Input::FileFailed { now, job, file, op: FileOp::Commit, error });
+                        let error = IoFailure::new(
+                            IoFailureKind::NotFound,
+                            "temp file missing (simulated)",
+                        );
+                        self.engine.handle(Input::FileFailed {
+                            now,
+                            job,
+                            file,
+                            op: FileOp::Commit,
+                            error,
+                        });
                     }
                 }
             }
@@ -430,12 +534,17 @@ impl Sim {
     /// The scripted server reads one request and schedules its response.
     fn answer(&mut self, conn: ConnId, data: &[u8]) {
         let now = self.now;
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let key = (c.host.clone(), c.port);
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         let parsed = req.parse(data).expect("the engine sends valid requests");
-        assert!(parsed.is_complete(), "the engine sends a whole request head at once");
+        assert!(
+            parsed.is_complete(),
+            "the engine sends a whole request head at once"
+        );
         let path = req.path.unwrap_or("/").to_string();
         let seen = SeenRequest {
             host: c.host.clone(),
@@ -443,7 +552,12 @@ impl Sim {
             headers: req
                 .headers
                 .iter()
-                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect(),
             conn,
         };
@@ -482,14 +596,21 @@ impl Sim {
 }
 
 /// The simulation's CA: its certificate (trusted by every simulated engine) and its issuer.
-fn sim_ca() -> &'static (backhaul_core::CertificateDer<'static>, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    static CA: std::sync::OnceLock<(backhaul_core::CertificateDer<'static>, rcgen::Issuer<'static, rcgen::KeyPair>)> =
-        std::sync::OnceLock::new();
+fn sim_ca() -> &'static (
+    backhaul_core::CertificateDer<'static>,
+    rcgen::Issuer<'static, rcgen::KeyPair>,
+) {
+    static CA: std::sync::OnceLock<(
+        backhaul_core::CertificateDer<'static>,
+        rcgen::Issuer<'static, rcgen::KeyPair>,
+    )> = std::sync::OnceLock::new();
     CA.get_or_init(|| {
         let key = rcgen::KeyPair::generate().expect("CA key");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "backhaul sim CA");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "backhaul sim CA");
         let cert = params.self_signed(&key).expect("self-signed CA");
         (cert.der().clone(), rcgen::Issuer::new(params, key))
     })
@@ -504,9 +625,14 @@ fn sim_leaf(name: &str) -> backhaul_core::CertificateDer<'static> {
         .entry(name.to_string())
         .or_insert_with(|| {
             let key = rcgen::KeyPair::generate().expect("leaf key");
-            let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("leaf params");
+            let mut params =
+                rcgen::CertificateParams::new(vec![name.to_string()]).expect("leaf params");
             params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-            params.signed_by(&key, &sim_ca().1).expect("signed leaf").der().clone()
+            params
+                .signed_by(&key, &sim_ca().1)
+                .expect("signed leaf")
+                .der()
+                .clone()
         })
         .clone()
 }
@@ -546,7 +672,9 @@ fn seed_bytes(seed: u64) -> [u8; 32] {
 
 /// A full or ranged response for `resource`, as a real server would send it.
 fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
-    let Some(r) = resource else { return status_response(404, &[]) };
+    let Some(r) = resource else {
+        return status_response(404, &[]);
+    };
     let len = r.body.len() as u64;
     let validators_match = match req.header("if-range") {
         None => true,
@@ -561,13 +689,18 @@ fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
     let mut head = String::new();
     let body: &[u8] = match range {
         Some(start) if start >= len => {
-            head.push_str(&format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n"));
+            head.push_str(&format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n"
+            ));
             head.push_str("Content-Length: 0\r\n");
             &[]
         }
         Some(start) => {
             head.push_str("HTTP/1.1 206 Partial Content\r\n");
-            head.push_str(&format!("Content-Range: bytes {start}-{}/{len}\r\n", len - 1));
+            head.push_str(&format!(
+                "Content-Range: bytes {start}-{}/{len}\r\n",
+                len - 1
+            ));
             &r.body[start as usize..]
         }
         None => {
@@ -602,16 +735,26 @@ fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
     out
 }
 
-fn serve_truncated(resource: Option<&Resource>, req: &SeenRequest, body_bytes: u64) -> (Vec<u8>, Option<u64>) {
+fn serve_truncated(
+    resource: Option<&Resource>,
+    req: &SeenRequest,
+    body_bytes: u64,
+) -> (Vec<u8>, Option<u64>) {
     let full = serve(resource, req);
-    let head_len = full.windows(4).position(|w| w == b"\r\n\r\n").map_or(full.len(), |p| p + 4);
+    let head_len = full
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(full.len(), |p| p + 4);
     let cut = (head_len as u64 + body_bytes).min(full.len() as u64) as usize;
     (full[..cut].to_vec(), Some(body_bytes))
 }
 
 fn status_response(status: u16, extra: &[(String, String)]) -> Vec<u8> {
     let body = format!("status {status}: this body must never reach a file\n");
-    let mut out = format!("HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\n", body.len());
+    let mut out = format!(
+        "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in extra {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -622,7 +765,10 @@ fn status_response(status: u16, extra: &[(String, String)]) -> Vec<u8> {
 
 /// Seeds for a randomized scenario: `BACKHAUL_SIM_SEED` replays one, otherwise `count` seeds.
 pub fn seeds(count: u64) -> Vec<u64> {
-    match std::env::var("BACKHAUL_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    match std::env::var("BACKHAUL_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(seed) => vec![seed],
         None => (1..=count).collect(),
     }

@@ -8,7 +8,9 @@ use backhaul_tests::sim::{for_each_seed, Reply, Resource, Sim};
 const HOST: &str = "files.test";
 
 fn body(len: usize, salt: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+        .collect()
 }
 
 /// A sim serving `/f` (200 KiB, ETag "v1") and a suspended job with that one file.
@@ -17,8 +19,11 @@ fn one_file_job(seed: u64) -> (Sim, backhaul_core::JobId, Vec<u8>) {
     let data = body(200 * 1024, 7);
     sim.serve(HOST, 80, "/f", Resource::new(data.clone(), "v1"));
     let job = sim.create_job("one file");
-    sim.command(|e| e.job_mut(job)?.add_file("http://files.test/f", Path::new("/dl/f")))
-        .expect("add_file");
+    sim.command(|e| {
+        e.job_mut(job)?
+            .add_file("http://files.test/f", Path::new("/dl/f"))
+    })
+    .expect("add_file");
     (sim, job, data)
 }
 
@@ -29,10 +34,18 @@ fn download_then_complete_makes_the_file_appear_only_on_complete() {
         assert_eq!(sim.state(job), JobState::Suspended);
         sim.command(|e| e.job_mut(job)?.resume()).expect("resume");
         sim.drive_to_state(job, JobState::Transferred);
-        assert!(sim.file("/dl/f").is_none(), "nothing appears at the local name before Complete");
-        let temp = sim.engine.job(job).unwrap().files()[0].temporary_name.clone().expect("temp name");
+        assert!(
+            sim.file("/dl/f").is_none(),
+            "nothing appears at the local name before Complete"
+        );
+        let temp = sim.engine.job(job).unwrap().files()[0]
+            .temporary_name
+            .clone()
+            .expect("temp name");
         assert_eq!(sim.files[&temp].data, data);
-        let outcome = sim.command(|e| e.job_mut(job)?.complete()).expect("complete");
+        let outcome = sim
+            .command(|e| e.job_mut(job)?.complete())
+            .expect("complete");
         assert_eq!(outcome, CompleteOutcome::Complete);
         assert_eq!(sim.state(job), JobState::Acknowledged);
         assert_eq!(sim.file("/dl/f"), Some(&data[..]));
@@ -73,13 +86,17 @@ fn every_command_in_a_final_state_is_bg_e_invalid_state() {
             j.complete().unwrap_err(),
             j.set_display_name("x").unwrap_err(),
             j.set_priority(JobPriority::High).unwrap_err(),
-            j.add_file("http://files.test/g", Path::new("/dl/g")).unwrap_err(),
+            j.add_file("http://files.test/g", Path::new("/dl/g"))
+                .unwrap_err(),
         ]
     });
     for err in results {
         assert_eq!(err.code(), codes::BG_E_INVALID_STATE, "{err}");
     }
-    assert!(sim.engine.jobs().is_empty(), "final jobs drop out of enumeration");
+    assert!(
+        sim.engine.jobs().is_empty(),
+        "final jobs drop out of enumeration"
+    );
 }
 
 #[test]
@@ -102,7 +119,9 @@ fn add_file_refuses_bad_names_with_e_invalidarg() {
         ("http://user:pw@files.test/f", "/dl/f"),
         ("http://files.test/f", "/dl/"),
     ] {
-        let err = sim.command(|e| e.job_mut(job)?.add_file(url, Path::new(local))).unwrap_err();
+        let err = sim
+            .command(|e| e.job_mut(job)?.add_file(url, Path::new(local)))
+            .unwrap_err();
         assert_eq!(err.code(), codes::E_INVALIDARG, "{url} -> {local}: {err}");
     }
     assert_eq!(sim.engine.job(job).unwrap().files().len(), 0);
@@ -112,7 +131,10 @@ fn add_file_refuses_bad_names_with_e_invalidarg() {
 fn upload_jobs_are_not_implemented_and_names_are_limited() {
     let mut sim = Sim::new(1);
     let owner = backhaul_core::Owner("t".into());
-    let err = sim.engine.create_job("u", backhaul_core::JobType::Upload, owner.clone()).unwrap_err();
+    let err = sim
+        .engine
+        .create_job("u", backhaul_core::JobType::Upload, owner.clone())
+        .unwrap_err();
     assert_eq!(err.code(), codes::E_NOTIMPL);
     let err = sim
         .engine
@@ -120,9 +142,13 @@ fn upload_jobs_are_not_implemented_and_names_are_limited() {
         .unwrap_err();
     assert_eq!(err.code(), codes::BG_E_STRING_TOO_LONG);
     let job = sim.create_job("ok");
-    let err = sim.command(|e| e.job_mut(job)?.set_description(&"d".repeat(1025))).unwrap_err();
+    let err = sim
+        .command(|e| e.job_mut(job)?.set_description(&"d".repeat(1025)))
+        .unwrap_err();
     assert_eq!(err.code(), codes::BG_E_STRING_TOO_LONG);
-    let err = sim.command(|e| e.job_mut(job)?.set_notify_flags(0x40)).unwrap_err();
+    let err = sim
+        .command(|e| e.job_mut(job)?.set_notify_flags(0x40))
+        .unwrap_err();
     assert_eq!(err.code(), codes::E_NOTIMPL);
 }
 
@@ -130,7 +156,8 @@ fn upload_jobs_are_not_implemented_and_names_are_limited() {
 fn minimum_retry_delay_is_clamped_to_five_seconds_and_defaults_follow_bits() {
     let mut sim = Sim::new(1);
     let job = sim.create_job("clamp");
-    sim.command(|e| e.job_mut(job)?.set_minimum_retry_delay(1)).unwrap();
+    sim.command(|e| e.job_mut(job)?.set_minimum_retry_delay(1))
+        .unwrap();
     let view = sim.engine.job(job).unwrap();
     assert_eq!(view.minimum_retry_delay(), 5);
     assert_eq!(view.no_progress_timeout(), 1_209_600);
@@ -147,11 +174,17 @@ fn too_many_files_in_a_job_is_refused() {
     let job = sim.create_job("limit");
     for i in 0..2 {
         let local = format!("/dl/f{i}");
-        sim.command(|e| e.job_mut(job)?.add_file("http://files.test/f", Path::new(&local)))
-            .unwrap();
+        sim.command(|e| {
+            e.job_mut(job)?
+                .add_file("http://files.test/f", Path::new(&local))
+        })
+        .unwrap();
     }
     let err = sim
-        .command(|e| e.job_mut(job)?.add_file("http://files.test/f", Path::new("/dl/f9")))
+        .command(|e| {
+            e.job_mut(job)?
+                .add_file("http://files.test/f", Path::new("/dl/f9"))
+        })
         .unwrap_err();
     assert_eq!(err.code(), codes::BG_E_TOO_MANY_FILES_IN_JOB);
 }
@@ -165,7 +198,11 @@ fn cancel_deletes_temp_files_and_leaves_nothing() {
         sim.drive_until(1000, |s| s.files.len() == 1);
         sim.command(|e| e.job_mut(job)?.cancel()).unwrap();
         sim.drive(1000);
-        assert!(sim.files.is_empty(), "temp files remain: {:?}", sim.files.keys());
+        assert!(
+            sim.files.is_empty(),
+            "temp files remain: {:?}",
+            sim.files.keys()
+        );
         assert_eq!(sim.state(job), JobState::Cancelled);
     });
 }
@@ -184,14 +221,21 @@ fn complete_before_transfer_ends_is_partial_and_deletes_unfinished_files() {
         j.resume()
     })
     .unwrap();
-    sim.drive_until(10_000, |s| s.engine.job(job).unwrap().progress().files_transferred == 1);
+    sim.drive_until(10_000, |s| {
+        s.engine.job(job).unwrap().progress().files_transferred == 1
+    });
     sim.advance(std::time::Duration::from_millis(50));
     let outcome = sim.command(|e| e.job_mut(job)?.complete()).unwrap();
     assert_eq!(outcome, CompleteOutcome::PartialComplete);
     assert_eq!(outcome.hresult(), codes::BG_S_PARTIAL_COMPLETE);
     assert_eq!(sim.state(job), JobState::Acknowledged);
     assert_eq!(sim.file("/dl/a"), Some(&body(1000, 1)[..]));
-    assert_eq!(sim.files.len(), 1, "only the finished file remains: {:?}", sim.files.keys());
+    assert_eq!(
+        sim.files.len(),
+        1,
+        "only the finished file remains: {:?}",
+        sim.files.keys()
+    );
 }
 
 #[test]
@@ -199,13 +243,21 @@ fn files_of_a_job_transfer_one_at_a_time_in_order_over_one_connection() {
     for_each_seed(10, |seed| {
         let mut sim = Sim::new(seed);
         for (i, name) in ["/1", "/2", "/3"].iter().enumerate() {
-            sim.serve(HOST, 80, name, Resource::new(body(50_000 + i, i as u8), name));
+            sim.serve(
+                HOST,
+                80,
+                name,
+                Resource::new(body(50_000 + i, i as u8), name),
+            );
         }
         let job = sim.create_job("fifo");
         sim.command(|e| {
             let mut j = e.job_mut(job)?;
             for name in ["1", "2", "3"] {
-                j.add_file(&format!("http://files.test/{name}"), Path::new(&format!("/dl/{name}")))?;
+                j.add_file(
+                    &format!("http://files.test/{name}"),
+                    Path::new(&format!("/dl/{name}")),
+                )?;
             }
             j.resume()
         })
@@ -213,7 +265,10 @@ fn files_of_a_job_transfer_one_at_a_time_in_order_over_one_connection() {
         sim.drive_to_state(job, JobState::Transferred);
         let paths: Vec<&str> = sim.requests.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/1", "/2", "/3"]);
-        assert_eq!(sim.connects, 1, "keep-alive: one connection carries every file");
+        assert_eq!(
+            sim.connects, 1,
+            "keep-alive: one connection carries every file"
+        );
         let progress = sim.engine.job(job).unwrap().progress();
         assert_eq!(progress.files_transferred, 3);
         assert_eq!(progress.bytes_total, progress.bytes_transferred);
@@ -224,20 +279,42 @@ fn files_of_a_job_transfer_one_at_a_time_in_order_over_one_connection() {
 fn notify_flags_filter_callbacks_but_state_changes_are_always_sent() {
     let (mut sim, job, _) = one_file_job(5);
     let flags = NotifyFlags::DISABLE | NotifyFlags::JOB_TRANSFERRED;
-    sim.command(|e| e.job_mut(job)?.set_notify_flags(flags)).unwrap();
+    sim.command(|e| e.job_mut(job)?.set_notify_flags(flags))
+        .unwrap();
     sim.command(|e| e.job_mut(job)?.resume()).unwrap();
     sim.drive_to_state(job, JobState::Transferred);
-    assert!(!sim.events.iter().any(|e| matches!(e, JobEvent::JobTransferred { .. })));
-    let changed = |e: &JobEvent| matches!(e, JobEvent::StateChanged { to: JobState::Transferred, .. });
+    assert!(!sim
+        .events
+        .iter()
+        .any(|e| matches!(e, JobEvent::JobTransferred { .. })));
+    let changed = |e: &JobEvent| {
+        matches!(
+            e,
+            JobEvent::StateChanged {
+                to: JobState::Transferred,
+                ..
+            }
+        )
+    };
     assert!(sim.events.iter().any(changed));
 
     let (mut sim, job, _) = one_file_job(5);
-    sim.command(|e| e.job_mut(job)?.set_notify_flags(0x1B)).unwrap();
+    sim.command(|e| e.job_mut(job)?.set_notify_flags(0x1B))
+        .unwrap();
     sim.command(|e| e.job_mut(job)?.resume()).unwrap();
     sim.drive_to_state(job, JobState::Transferred);
-    assert!(sim.events.iter().any(|e| matches!(e, JobEvent::JobTransferred { .. })));
-    assert!(sim.events.iter().any(|e| matches!(e, JobEvent::FileTransferred { file: 0, .. })));
-    assert!(sim.events.iter().any(|e| matches!(e, JobEvent::JobModification { .. })));
+    assert!(sim
+        .events
+        .iter()
+        .any(|e| matches!(e, JobEvent::JobTransferred { .. })));
+    assert!(sim
+        .events
+        .iter()
+        .any(|e| matches!(e, JobEvent::FileTransferred { file: 0, .. })));
+    assert!(sim
+        .events
+        .iter()
+        .any(|e| matches!(e, JobEvent::JobModification { .. })));
 }
 
 #[test]
@@ -272,10 +349,17 @@ fn suspend_stops_the_transfer_and_resume_continues_from_the_same_offset() {
         sim.command(|e| e.job_mut(job)?.suspend()).unwrap();
         assert_eq!(sim.state(job), JobState::Suspended);
         sim.advance(std::time::Duration::from_secs(3600));
-        assert_eq!(sim.state(job), JobState::Suspended, "a suspended job is not retried");
+        assert_eq!(
+            sim.state(job),
+            JobState::Suspended,
+            "a suspended job is not retried"
+        );
         sim.command(|e| e.job_mut(job)?.resume()).unwrap();
         sim.drive_to_state(job, JobState::Transferred);
-        assert_eq!(sim.requests.last().unwrap().header("range"), Some("bytes=100000-"));
+        assert_eq!(
+            sim.requests.last().unwrap().header("range"),
+            Some("bytes=100000-")
+        );
         sim.command(|e| e.job_mut(job)?.complete()).unwrap();
         assert_eq!(sim.file("/dl/f"), Some(&data[..]));
     });

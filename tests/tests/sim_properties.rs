@@ -13,7 +13,9 @@ const HOST: &str = "files.test";
 
 /// Version `n` of the file: its own bytes and its own strong ETag, as HTTP requires.
 fn version(n: usize, len: usize) -> Resource {
-    let body: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(13) ^ (n as u8)).collect();
+    let body: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(13) ^ (n as u8))
+        .collect();
     Resource::new(body, &format!("v{n}"))
 }
 

@@ -16,7 +16,10 @@ fn stuck_job(sim: &mut Sim, name: &str, priority: JobPriority) -> JobId {
     let job = sim.create_job(name);
     sim.command(|e| {
         let mut j = e.job_mut(job)?;
-        j.add_file(&format!("http://files.test{path}"), Path::new(&format!("/dl/{name}")))?;
+        j.add_file(
+            &format!("http://files.test{path}"),
+            Path::new(&format!("/dl/{name}")),
+        )?;
         j.set_priority(priority)?;
         j.resume()
     })
@@ -37,10 +40,12 @@ fn long_receive_timeout() -> backhaul_core::Config {
 #[test]
 fn foreground_jobs_all_run_at_once_beside_one_background_job() {
     let mut sim = Sim::with_config(1, long_receive_timeout());
-    let fg: Vec<JobId> =
-        (0..5).map(|i| stuck_job(&mut sim, &format!("fg{i}"), JobPriority::Foreground)).collect();
-    let bg: Vec<JobId> =
-        (0..3).map(|i| stuck_job(&mut sim, &format!("bg{i}"), JobPriority::Normal)).collect();
+    let fg: Vec<JobId> = (0..5)
+        .map(|i| stuck_job(&mut sim, &format!("fg{i}"), JobPriority::Foreground))
+        .collect();
+    let bg: Vec<JobId> = (0..3)
+        .map(|i| stuck_job(&mut sim, &format!("bg{i}"), JobPriority::Normal))
+        .collect();
     sim.advance(Duration::from_millis(100));
     assert_eq!(running(&sim, &fg), [true; 5]);
     assert_eq!(running(&sim, &bg), [true, false, false]);
@@ -59,7 +64,10 @@ fn a_higher_priority_background_job_preempts_a_lower_one() {
     assert_eq!(sim.state(low), JobState::Queued);
     sim.command(|e| e.job_mut(high)?.suspend()).unwrap();
     sim.advance(Duration::from_millis(100));
-    assert!(sim.state(low).is_running(), "the lower job runs again once the higher one yields");
+    assert!(
+        sim.state(low).is_running(),
+        "the lower job runs again once the higher one yields"
+    );
 }
 
 #[test]
@@ -83,7 +91,8 @@ fn raising_a_queued_jobs_priority_to_foreground_runs_it_at_once() {
     let b = stuck_job(&mut sim, "b", JobPriority::Normal);
     sim.advance(Duration::from_millis(100));
     assert_eq!(sim.state(b), JobState::Queued);
-    sim.command(|e| e.job_mut(b)?.set_priority(JobPriority::Foreground)).unwrap();
+    sim.command(|e| e.job_mut(b)?.set_priority(JobPriority::Foreground))
+        .unwrap();
     sim.advance(Duration::from_millis(100));
     assert_eq!(running(&sim, &[a, b]), [true, true]);
 }
@@ -94,10 +103,12 @@ fn the_concurrency_limits_are_configuration() {
     config.max_foreground_jobs = 2;
     config.max_background_jobs = 2;
     let mut sim = Sim::with_config(1, config);
-    let fg: Vec<JobId> =
-        (0..3).map(|i| stuck_job(&mut sim, &format!("fg{i}"), JobPriority::Foreground)).collect();
-    let bg: Vec<JobId> =
-        (0..3).map(|i| stuck_job(&mut sim, &format!("bg{i}"), JobPriority::Low)).collect();
+    let fg: Vec<JobId> = (0..3)
+        .map(|i| stuck_job(&mut sim, &format!("fg{i}"), JobPriority::Foreground))
+        .collect();
+    let bg: Vec<JobId> = (0..3)
+        .map(|i| stuck_job(&mut sim, &format!("bg{i}"), JobPriority::Low))
+        .collect();
     sim.advance(Duration::from_millis(100));
     assert_eq!(running(&sim, &fg), [true, true, false]);
     assert_eq!(running(&sim, &bg), [true, true, false]);

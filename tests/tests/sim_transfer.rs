@@ -9,7 +9,9 @@ use backhaul_tests::sim::{for_each_seed, Reply, Resource, Sim};
 const HOST: &str = "files.test";
 
 fn body(len: usize, salt: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(17).wrapping_add(salt)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(17).wrapping_add(salt))
+        .collect()
 }
 
 /// A running job fetching `http://files.test/f` into `/dl/f`, retry delay 5 s.
@@ -26,17 +28,29 @@ fn running_job(sim: &mut Sim) -> JobId {
 }
 
 fn error_code(sim: &Sim, job: JobId) -> HResult {
-    sim.engine.job(job).unwrap().error().expect("an error is recorded").code
+    sim.engine
+        .job(job)
+        .unwrap()
+        .error()
+        .expect("an error is recorded")
+        .code
 }
 
 fn complete_and_read(sim: &mut Sim, job: JobId) -> Vec<u8> {
-    sim.command(|e| e.job_mut(job)?.complete()).expect("complete");
+    sim.command(|e| e.job_mut(job)?.complete())
+        .expect("complete");
     assert_eq!(sim.state(job), JobState::Acknowledged);
     sim.file("/dl/f").expect("file in place").to_vec()
 }
 
 fn status(code: u16, headers: &[(&str, &str)]) -> Reply {
-    Reply::Status(code, headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+    Reply::Status(
+        code,
+        headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 #[test]
@@ -71,7 +85,11 @@ fn resume_after_etag_change_restarts_from_zero_and_never_splices() {
         sim.drive_to_state(job, JobState::Transferred);
         assert_eq!(sim.requests.len(), 2);
         assert_eq!(sim.requests[1].header("if-range"), Some("\"v1\""));
-        assert_eq!(complete_and_read(&mut sim, job), new, "the file is exactly the new version");
+        assert_eq!(
+            complete_and_read(&mut sim, job),
+            new,
+            "the file is exactly the new version"
+        );
     });
 }
 
@@ -86,7 +104,11 @@ fn resume_after_size_change_with_same_etag_restarts_from_zero() {
     sim.script(HOST, 80, "/f", vec![Reply::Truncate(100_000), changed]);
     let job = running_job(&mut sim);
     sim.drive_to_state(job, JobState::Transferred);
-    assert_eq!(sim.requests.len(), 3, "the mismatching 206 is dropped and the file re-requested");
+    assert_eq!(
+        sim.requests.len(),
+        3,
+        "the mismatching 206 is dropped and the file re-requested"
+    );
     assert_eq!(sim.requests[2].header("range"), None);
     assert_eq!(complete_and_read(&mut sim, job), new);
 }
@@ -101,7 +123,11 @@ fn a_file_without_validators_restarts_instead_of_resuming() {
     sim.script(HOST, 80, "/f", vec![Reply::Truncate(100_000), Reply::Serve]);
     let job = running_job(&mut sim);
     sim.drive_to_state(job, JobState::Transferred);
-    assert_eq!(sim.requests[1].header("range"), None, "no validator: no Range");
+    assert_eq!(
+        sim.requests[1].header("range"),
+        None,
+        "no validator: no Range"
+    );
     assert_eq!(complete_and_read(&mut sim, job), data);
 }
 
@@ -116,7 +142,10 @@ fn last_modified_is_the_validator_when_there_is_no_strong_etag() {
     sim.script(HOST, 80, "/f", vec![Reply::Truncate(100_000), Reply::Serve]);
     let job = running_job(&mut sim);
     sim.drive_to_state(job, JobState::Transferred);
-    assert_eq!(sim.requests[1].header("if-range"), Some("Mon, 01 Dec 2025 10:00:00 GMT"));
+    assert_eq!(
+        sim.requests[1].header("if-range"),
+        Some("Mon, 01 Dec 2025 10:00:00 GMT")
+    );
     assert_eq!(sim.requests[1].header("range"), Some("bytes=100000-"));
     assert_eq!(complete_and_read(&mut sim, job), data);
 }
@@ -135,11 +164,21 @@ fn service_unavailable_is_transient_and_retried_after_the_minimum_retry_delay() 
         let context = sim.engine.job(job).unwrap().error().unwrap().context;
         assert_eq!(context, ErrorContext::RemoteFile);
         let job_error = |e: &JobEvent| matches!(e, JobEvent::JobError { .. });
-        assert!(!sim.events.iter().any(job_error), "no JobError for transient errors");
+        assert!(
+            !sim.events.iter().any(job_error),
+            "no JobError for transient errors"
+        );
         sim.drive_until(10_000, |s| s.state(job) != JobState::TransientError);
-        assert_eq!(sim.now().saturating_since(failed_at), Duration::from_secs(5));
+        assert_eq!(
+            sim.now().saturating_since(failed_at),
+            Duration::from_secs(5)
+        );
         sim.drive_to_state(job, JobState::Transferred);
-        assert_eq!(complete_and_read(&mut sim, job), data, "the 503 body never reached the file");
+        assert_eq!(
+            complete_and_read(&mut sim, job),
+            data,
+            "the 503 body never reached the file"
+        );
     });
 }
 
@@ -147,12 +186,20 @@ fn service_unavailable_is_transient_and_retried_after_the_minimum_retry_delay() 
 fn retry_after_longer_than_the_delay_is_honoured() {
     let mut sim = Sim::new(2);
     sim.serve(HOST, 80, "/f", Resource::new(body(100, 1), "v1"));
-    sim.script(HOST, 80, "/f", vec![status(429, &[("Retry-After", "120")]), Reply::Serve]);
+    sim.script(
+        HOST,
+        80,
+        "/f",
+        vec![status(429, &[("Retry-After", "120")]), Reply::Serve],
+    );
     let job = running_job(&mut sim);
     sim.drive_to_state(job, JobState::TransientError);
     let failed_at = sim.now();
     sim.drive_until(10_000, |s| s.state(job) != JobState::TransientError);
-    assert_eq!(sim.now().saturating_since(failed_at), Duration::from_secs(120));
+    assert_eq!(
+        sim.now().saturating_since(failed_at),
+        Duration::from_secs(120)
+    );
 }
 
 #[test]
@@ -181,8 +228,15 @@ fn not_found_is_fatal_with_bg_e_http_error_404_and_a_job_error_event() {
     assert_eq!(error.file, Some(0));
     let job_error = |e: &JobEvent| matches!(e, JobEvent::JobError { job: j, .. } if *j == job);
     assert!(sim.events.iter().any(job_error));
-    let temp = sim.engine.job(job).unwrap().files()[0].temporary_name.clone().unwrap();
-    assert_eq!(sim.files[&temp].data.len(), 0, "a non-2xx body is never written");
+    let temp = sim.engine.job(job).unwrap().files()[0]
+        .temporary_name
+        .clone()
+        .unwrap();
+    assert_eq!(
+        sim.files[&temp].data.len(),
+        0,
+        "a non-2xx body is never written"
+    );
 }
 
 #[test]
@@ -229,8 +283,15 @@ fn no_progress_timeout_turns_a_persistent_transient_error_into_error() {
     let started = sim.now();
     sim.drive_to_state(job, JobState::Error);
     let waited = sim.now().saturating_since(started);
-    assert!(waited >= Duration::from_secs(600) && waited < Duration::from_secs(700), "{waited:?}");
-    assert_eq!(error_code(&sim, job), HResult(0x8019_01F7), "the last transient error is kept");
+    assert!(
+        waited >= Duration::from_secs(600) && waited < Duration::from_secs(700),
+        "{waited:?}"
+    );
+    assert_eq!(
+        error_code(&sim, job),
+        HResult(0x8019_01F7),
+        "the last transient error is kept"
+    );
     assert!(sim.engine.job(job).unwrap().error_count() >= 10);
 }
 
@@ -350,9 +411,16 @@ fn chunked_responses_download_completely_with_unknown_size_until_the_end() {
         };
         sim.drive_until(10_000, mid_body);
         let total = sim.engine.job(job).unwrap().progress().bytes_total;
-        assert_eq!(total, backhaul_core::SIZE_UNKNOWN, "size unknown until the last chunk");
+        assert_eq!(
+            total,
+            backhaul_core::SIZE_UNKNOWN,
+            "size unknown until the last chunk"
+        );
         sim.drive_to_state(job, JobState::Transferred);
-        assert_eq!(sim.engine.job(job).unwrap().progress().bytes_total, data.len() as u64);
+        assert_eq!(
+            sim.engine.job(job).unwrap().progress().bytes_total,
+            data.len() as u64
+        );
         assert_eq!(complete_and_read(&mut sim, job), data);
     });
 }
@@ -362,13 +430,23 @@ fn redirects_are_followed_and_https_to_http_is_refused() {
     let mut sim = Sim::new(3);
     let data = body(1000, 1);
     sim.serve("mirror.test", 80, "/real", Resource::new(data.clone(), "v"));
-    sim.script(HOST, 80, "/f", vec![status(302, &[("Location", "http://mirror.test/real")])]);
+    sim.script(
+        HOST,
+        80,
+        "/f",
+        vec![status(302, &[("Location", "http://mirror.test/real")])],
+    );
     let job = running_job(&mut sim);
     sim.drive_to_state(job, JobState::Transferred);
     assert_eq!(complete_and_read(&mut sim, job), data);
 
     let mut sim = Sim::new(3);
-    sim.script(HOST, 443, "/f", vec![status(301, &[("Location", "http://files.test/f")])]);
+    sim.script(
+        HOST,
+        443,
+        "/f",
+        vec![status(301, &[("Location", "http://files.test/f")])],
+    );
     let job = sim.create_job("downgrade");
     sim.command(|e| {
         let mut j = e.job_mut(job)?;
@@ -399,7 +477,8 @@ fn time_going_backwards_is_ignored() {
     sim.drive_to_state(job, JobState::TransientError);
     let before = sim.engine.now();
     let past = backhaul_core::Timestamp::EPOCH;
-    sim.engine.handle(backhaul_core::Input::Timeout { now: past });
+    sim.engine
+        .handle(backhaul_core::Input::Timeout { now: past });
     assert_eq!(sim.engine.now(), before);
     assert_eq!(sim.state(job), JobState::TransientError);
 }

@@ -37,7 +37,11 @@ impl<'a> JobMut<'a> {
     ///
     /// The local path's directory is not checked here (core touches no files): drivers check
     /// it before calling this.
-    pub fn add_file(&mut self, remote_url: &str, local_name: &Path) -> Result<FileIndex, BitsError> {
+    pub fn add_file(
+        &mut self,
+        remote_url: &str,
+        local_name: &Path,
+    ) -> Result<FileIndex, BitsError> {
         self.ensure_not_final()?;
         let remote = parse_remote_name(remote_url)?;
         check_local_name(local_name)?;
@@ -52,11 +56,16 @@ impl<'a> JobMut<'a> {
         if job.rec.files.iter().any(|f| f.local == local_name) {
             return Err(BitsError::new(
                 codes::E_INVALIDARG,
-                format!("{} is already the local name of a file in this job", local_name.display()),
+                format!(
+                    "{} is already the local name of a file in this job",
+                    local_name.display()
+                ),
             ));
         }
         let index = FileIndex::try_from(job.rec.files.len()).unwrap_or(FileIndex::MAX);
-        job.rec.files.push(JobFile::new(remote, local_name.to_path_buf()));
+        job.rec
+            .files
+            .push(JobFile::new(remote, local_name.to_path_buf()));
         self.engine.touch(self.id);
         self.engine.needs_schedule = true;
         self.engine.schedule_if_needed();
@@ -163,7 +172,11 @@ impl<'a> JobMut<'a> {
                 (temp, _) => {
                     partial |= !file.completed;
                     if let Some(path) = temp.clone() {
-                        actions.push(Action::DeleteTemp { job: id, file: index, path });
+                        actions.push(Action::DeleteTemp {
+                            job: id,
+                            file: index,
+                            path,
+                        });
                     }
                     file.temp = None;
                     file.reset_version();
@@ -173,11 +186,18 @@ impl<'a> JobMut<'a> {
         for action in actions {
             self.engine.push_action(action);
         }
-        self.job().completing = Some(Completing { pending, failed: false });
+        self.job().completing = Some(Completing {
+            pending,
+            failed: false,
+        });
         if pending == 0 {
             self.engine.finish_completing(id);
         }
-        Ok(if partial { CompleteOutcome::PartialComplete } else { CompleteOutcome::Complete })
+        Ok(if partial {
+            CompleteOutcome::PartialComplete
+        } else {
+            CompleteOutcome::Complete
+        })
     }
 
     /// `SetDisplayName` (≤ 256 characters).
@@ -196,7 +216,9 @@ impl<'a> JobMut<'a> {
         if chars > MAX_DESCRIPTION_CHARS {
             return Err(BitsError::new(
                 codes::BG_E_STRING_TOO_LONG,
-                format!("the description is {chars} characters; the limit is {MAX_DESCRIPTION_CHARS}"),
+                format!(
+                    "the description is {chars} characters; the limit is {MAX_DESCRIPTION_CHARS}"
+                ),
             ));
         }
         self.job().rec.description = description.to_string();
@@ -248,11 +270,17 @@ impl<'a> JobMut<'a> {
 
     fn job(&mut self) -> &mut super::Job {
         // Invariant: a JobMut is only made for a job that exists, and jobs are never removed.
-        self.engine.jobs.get_mut(&self.id).expect("JobMut's job exists")
+        self.engine
+            .jobs
+            .get_mut(&self.id)
+            .expect("JobMut's job exists")
     }
 
     fn state(&self) -> JobState {
-        self.engine.jobs.get(&self.id).map_or(JobState::Cancelled, |j| j.rec.state)
+        self.engine
+            .jobs
+            .get(&self.id)
+            .map_or(JobState::Cancelled, |j| j.rec.state)
     }
 
     fn ensure_not_final(&self) -> Result<(), BitsError> {
@@ -272,7 +300,9 @@ pub(super) fn check_display_name(name: &str) -> Result<(), BitsError> {
     if chars > MAX_DISPLAY_NAME_CHARS {
         return Err(BitsError::new(
             codes::BG_E_STRING_TOO_LONG,
-            format!("the display name is {chars} characters; the limit is {MAX_DISPLAY_NAME_CHARS}"),
+            format!(
+                "the display name is {chars} characters; the limit is {MAX_DISPLAY_NAME_CHARS}"
+            ),
         ));
     }
     Ok(())
@@ -284,10 +314,12 @@ fn parse_remote_name(remote_url: &str) -> Result<Url, BitsError> {
     let invalid = |why: String| BitsError::new(codes::E_INVALIDARG, why);
     let chars = remote_url.chars().count();
     if chars > MAX_URL_CHARS {
-        return Err(invalid(format!("the URL is {chars} characters; the limit is {MAX_URL_CHARS}")));
+        return Err(invalid(format!(
+            "the URL is {chars} characters; the limit is {MAX_URL_CHARS}"
+        )));
     }
-    let mut url =
-        Url::parse(remote_url).map_err(|e| invalid(format!("{remote_url:?} is not a valid URL: {e}")))?;
+    let mut url = Url::parse(remote_url)
+        .map_err(|e| invalid(format!("{remote_url:?} is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!(
             "unsupported scheme {:?} in {remote_url}: only http and https are supported",
@@ -316,14 +348,19 @@ fn check_local_name(local: &Path) -> Result<(), BitsError> {
         return Err(invalid("the local name is empty".into()));
     }
     if !local.is_absolute() {
-        return Err(invalid(format!("local name {shown:?} is not an absolute path")));
+        return Err(invalid(format!(
+            "local name {shown:?} is not an absolute path"
+        )));
     }
     if local.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(invalid(format!("local name {shown:?} contains a NUL byte")));
     }
-    let names_a_file = local.file_name().is_some() && !local.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let names_a_file =
+        local.file_name().is_some() && !local.as_os_str().as_encoded_bytes().ends_with(b"/");
     if !names_a_file {
-        return Err(invalid(format!("local name {shown:?} does not name a file")));
+        return Err(invalid(format!(
+            "local name {shown:?} does not name a file"
+        )));
     }
     Ok(())
 }
@@ -338,5 +375,8 @@ fn refusal(code: HResult, call: &str, state: JobState) -> BitsError {
 }
 
 fn completing(id: JobId) -> BitsError {
-    BitsError::new(codes::BG_E_INVALID_STATE, format!("job {id} is being completed"))
+    BitsError::new(
+        codes::BG_E_INVALID_STATE,
+        format!("job {id} is being completed"),
+    )
 }

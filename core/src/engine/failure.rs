@@ -25,19 +25,30 @@ impl Engine {
     ) {
         let now = self.now;
         self.stop_fetch(id);
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
         if error.file.is_none() {
-            error.file = job.fetch.as_ref().map(|f| f.file).or_else(|| current_file(&job.rec.files));
+            error.file = job
+                .fetch
+                .as_ref()
+                .map(|f| f.file)
+                .or_else(|| current_file(&job.rec.files));
         }
         job.rec.error = Some(error);
         job.rec.error_count = job.rec.error_count.saturating_add(1);
         let no_progress = Duration::from_secs(u64::from(job.rec.no_progress_timeout));
         let min_delay = Duration::from_secs(u64::from(job.rec.minimum_retry_delay));
         let stalled = now.saturating_since(job.rec.last_progress) >= no_progress;
-        let retry = severity == Severity::Transient && !no_progress.is_zero() && min_delay <= no_progress && !stalled;
+        let retry = severity == Severity::Transient
+            && !no_progress.is_zero()
+            && min_delay <= no_progress
+            && !stalled;
         if retry {
             // Retry-After may only lengthen the wait, and never past the no-progress deadline.
-            let delay = retry_after.map_or(min_delay, |r| r.max(min_delay)).min(no_progress);
+            let delay = retry_after
+                .map_or(min_delay, |r| r.max(min_delay))
+                .min(no_progress);
             job.rec.retry_at = Some(now.saturating_add(delay));
             self.apply(id, Trigger::TransientFailure);
         } else {
@@ -46,8 +57,12 @@ impl Engine {
     }
 
     pub(super) fn handle_commit_failed(&mut self, id: JobId, file: FileIndex, error: &IoFailure) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(completing) = job.completing.as_mut() else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(completing) = job.completing.as_mut() else {
+            return;
+        };
         completing.pending = completing.pending.saturating_sub(1);
         completing.failed = true;
         let local = job.rec.files[file as usize].local.display().to_string();
@@ -55,7 +70,10 @@ impl Engine {
             JobError::new(
                 crate::ErrorContext::LocalFile,
                 commit_code(error),
-                format!("cannot move the finished file to {local}: {}", error.message),
+                format!(
+                    "cannot move the finished file to {local}: {}",
+                    error.message
+                ),
             )
             .for_file(file),
         );
@@ -65,8 +83,12 @@ impl Engine {
     }
 
     pub(super) fn handle_file_committed(&mut self, id: JobId, file: FileIndex) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(completing) = job.completing.as_mut() else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(completing) = job.completing.as_mut() else {
+            return;
+        };
         completing.pending = completing.pending.saturating_sub(1);
         job.rec.files[file as usize].committed = true;
         if job.completing.is_some_and(|c| c.pending == 0) {
@@ -76,15 +98,26 @@ impl Engine {
 
     /// Every commit of `complete` has been reported: ACKNOWLEDGED, or TRANSFERRED if one failed.
     pub(super) fn finish_completing(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(completing) = job.completing.take() else { return };
-        let trigger = if completing.failed { Trigger::CommitFailed } else { Trigger::CommitsDone };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(completing) = job.completing.take() else {
+            return;
+        };
+        let trigger = if completing.failed {
+            Trigger::CommitFailed
+        } else {
+            Trigger::CommitsDone
+        };
         self.apply(id, trigger);
     }
 }
 
 fn current_file(files: &[crate::job::file::JobFile]) -> Option<FileIndex> {
-    files.iter().position(|f| !f.completed).and_then(|i| FileIndex::try_from(i).ok())
+    files
+        .iter()
+        .position(|f| !f.completed)
+        .and_then(|i| FileIndex::try_from(i).ok())
 }
 
 fn commit_code(error: &IoFailure) -> crate::HResult {

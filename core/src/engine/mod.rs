@@ -166,17 +166,25 @@ impl Engine {
         self.advance_clock(input.now());
         match input {
             Input::Timeout { .. } => self.handle_timers(),
-            Input::Connected { conn, peer_certificates, .. } => {
-                self.handle_connected(conn, peer_certificates)
-            }
+            Input::Connected {
+                conn,
+                peer_certificates,
+                ..
+            } => self.handle_connected(conn, peer_certificates),
             Input::ConnectFailed { conn, error, .. } => self.handle_connect_failed(conn, error),
             Input::Received { conn, data, .. } => self.handle_received(conn, data),
             Input::Closed { conn, .. } => self.handle_closed(conn),
-            Input::ConnectionFailed { conn, error, .. } => self.handle_connection_failed(conn, error),
-            Input::TempOpened { job, file, len, .. } => self.handle_temp_opened(job, file, len),
-            Input::FileFailed { job, file, op, error, .. } => {
-                self.handle_file_failed(job, file, op, error)
+            Input::ConnectionFailed { conn, error, .. } => {
+                self.handle_connection_failed(conn, error)
             }
+            Input::TempOpened { job, file, len, .. } => self.handle_temp_opened(job, file, len),
+            Input::FileFailed {
+                job,
+                file,
+                op,
+                error,
+                ..
+            } => self.handle_file_failed(job, file, op, error),
             Input::FileCommitted { job, file, .. } => self.handle_file_committed(job, file),
         }
         self.schedule_if_needed();
@@ -198,21 +206,35 @@ impl Engine {
         owner: Owner,
     ) -> Result<JobId, BitsError> {
         if job_type != JobType::Download {
-            return Err(BitsError::new(codes::E_NOTIMPL, "only download jobs are implemented"));
+            return Err(BitsError::new(
+                codes::E_NOTIMPL,
+                "only download jobs are implemented",
+            ));
         }
         commands::check_display_name(display_name)?;
-        let live: Vec<&Job> = self.jobs.values().filter(|j| !j.rec.state.is_final()).collect();
+        let live: Vec<&Job> = self
+            .jobs
+            .values()
+            .filter(|j| !j.rec.state.is_final())
+            .collect();
         if live.len() >= self.config.max_jobs {
             return Err(BitsError::new(
                 codes::BG_E_TOO_MANY_JOBS_PER_MACHINE,
-                format!("there are already {} jobs (the limit is {})", live.len(), self.config.max_jobs),
+                format!(
+                    "there are already {} jobs (the limit is {})",
+                    live.len(),
+                    self.config.max_jobs
+                ),
             ));
         }
         let owned = live.iter().filter(|j| j.rec.owner == owner).count();
         if owned >= self.config.max_jobs_per_owner {
             return Err(BitsError::new(
                 codes::BG_E_TOO_MANY_JOBS_PER_USER,
-                format!("{owner} already has {owned} jobs (the limit is {})", self.config.max_jobs_per_owner),
+                format!(
+                    "{owner} already has {owned} jobs (the limit is {})",
+                    self.config.max_jobs_per_owner
+                ),
             ));
         }
         let id = loop {
@@ -232,7 +254,11 @@ impl Engine {
             priority: JobPriority::Normal,
             state: JobState::Suspended,
             files: Vec::new(),
-            times: JobTimes { creation: now, modification: now, transfer_completion: None },
+            times: JobTimes {
+                creation: now,
+                modification: now,
+                transfer_completion: None,
+            },
             error: None,
             error_count: 0,
             notify_flags: NotifyFlags::DEFAULT,
@@ -279,7 +305,11 @@ impl Engine {
 
     /// The ids of every job not in a final state, oldest first (`EnumJobs`).
     pub fn jobs(&self) -> Vec<JobId> {
-        let mut live: Vec<&Job> = self.jobs.values().filter(|j| !j.rec.state.is_final()).collect();
+        let mut live: Vec<&Job> = self
+            .jobs
+            .values()
+            .filter(|j| !j.rec.state.is_final())
+            .collect();
         live.sort_by_key(|j| (j.rec.times.creation, j.seq));
         live.into_iter().map(|j| j.rec.id).collect()
     }
@@ -311,7 +341,10 @@ impl Engine {
 
     /// Sends a BITS callback event if the job's notify flags ask for it.
     fn notify(&mut self, id: JobId, flag: u32, event: JobEvent) {
-        let wanted = self.jobs.get(&id).is_some_and(|j| j.rec.notify_flags.wants(flag));
+        let wanted = self
+            .jobs
+            .get(&id)
+            .is_some_and(|j| j.rec.notify_flags.wants(flag));
         if wanted {
             self.push_event(event);
         }
@@ -322,7 +355,11 @@ impl Engine {
         if let Some(job) = self.jobs.get_mut(&id) {
             job.rec.times.modification = self.now;
         }
-        self.notify(id, NotifyFlags::JOB_MODIFICATION, JobEvent::JobModification { job: id });
+        self.notify(
+            id,
+            NotifyFlags::JOB_MODIFICATION,
+            JobEvent::JobModification { job: id },
+        );
         self.push_action(Action::Persist { job: id });
     }
 
@@ -332,7 +369,9 @@ impl Engine {
 
     /// Applies a trigger through the transition table; the only writer of a job's state.
     fn apply(&mut self, id: JobId, trigger: Trigger) -> Outcome {
-        let Some(from) = self.job_state(id) else { return Outcome::Ignore };
+        let Some(from) = self.job_state(id) else {
+            return Outcome::Ignore;
+        };
         let outcome = transition(from, trigger);
         if let Outcome::Move(to) = outcome {
             if to != from {
@@ -354,8 +393,10 @@ impl Engine {
         if from.is_running() && !to.is_running() {
             if let Some(since) = job.running_since.take() {
                 let ran = now.saturating_since(since).as_millis();
-                job.rec.download_time_used_ms =
-                    job.rec.download_time_used_ms.saturating_add(u64::try_from(ran).unwrap_or(u64::MAX));
+                job.rec.download_time_used_ms = job
+                    .rec
+                    .download_time_used_ms
+                    .saturating_add(u64::try_from(ran).unwrap_or(u64::MAX));
             }
             job.slice_started = None;
         }
@@ -375,16 +416,26 @@ impl Engine {
         let error = job.rec.error.clone();
         self.push_event(JobEvent::StateChanged { job: id, from, to });
         match to {
-            JobState::Transferred => {
-                self.notify(id, NotifyFlags::JOB_TRANSFERRED, JobEvent::JobTransferred { job: id })
-            }
+            JobState::Transferred => self.notify(
+                id,
+                NotifyFlags::JOB_TRANSFERRED,
+                JobEvent::JobTransferred { job: id },
+            ),
             JobState::Error => {
                 if let Some(error) = error {
-                    self.notify(id, NotifyFlags::JOB_ERROR, JobEvent::JobError { job: id, error });
+                    self.notify(
+                        id,
+                        NotifyFlags::JOB_ERROR,
+                        JobEvent::JobError { job: id, error },
+                    );
                 }
             }
             // BITS sends no JobModification for the change to ERROR or TRANSFERRED.
-            _ => self.notify(id, NotifyFlags::JOB_MODIFICATION, JobEvent::JobModification { job: id }),
+            _ => self.notify(
+                id,
+                NotifyFlags::JOB_MODIFICATION,
+                JobEvent::JobModification { job: id },
+            ),
         }
         if to.is_final() {
             self.push_action(Action::Forget { job: id });

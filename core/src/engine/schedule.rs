@@ -61,7 +61,10 @@ impl Engine {
     }
 
     fn dispatch(&mut self, id: JobId) {
-        let all_done = self.jobs.get(&id).is_some_and(|j| j.rec.files.iter().all(|f| f.completed));
+        let all_done = self
+            .jobs
+            .get(&id)
+            .is_some_and(|j| j.rec.files.iter().all(|f| f.completed));
         if all_done {
             self.apply(id, Trigger::AllFilesDone);
             return;
@@ -73,8 +76,12 @@ impl Engine {
     /// Runs every timer that is due at `self.now`. A spurious wake-up does nothing.
     pub(super) fn handle_timers(&mut self) {
         let now = self.now;
-        let due_conns: Vec<ConnId> =
-            self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(id, _)| *id).collect();
+        let due_conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for conn in due_conns {
             self.handle_conn_timeout(conn);
         }
@@ -86,7 +93,9 @@ impl Engine {
     }
 
     fn handle_job_timers(&mut self, id: JobId, now: Timestamp) {
-        let Some(job) = self.jobs.get(&id) else { return };
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
         match job.rec.state {
             JobState::TransientError => {
                 let stalled_at = no_progress_deadline(job);
@@ -99,8 +108,13 @@ impl Engine {
             }
             s if s.is_running() && max_download_deadline(job).is_some_and(|t| t <= now) => {
                 let limit = job.rec.maximum_download_time;
-                let why = format!("the job did not finish within its maximum download time ({limit} s)");
-                let error = JobError::new(ErrorContext::GeneralQueueManager, codes::BG_E_MAXDOWNLOAD_TIMEOUT, why);
+                let why =
+                    format!("the job did not finish within its maximum download time ({limit} s)");
+                let error = JobError::new(
+                    ErrorContext::GeneralQueueManager,
+                    codes::BG_E_MAXDOWNLOAD_TIMEOUT,
+                    why,
+                );
                 self.fail(id, error, Severity::Fatal, None);
             }
             _ => {}
@@ -133,7 +147,11 @@ impl Engine {
         let contended = self.jobs.values().any(|o| {
             o.rec.priority == priority && o.rec.state == JobState::Queued && o.completing.is_none()
         });
-        contended.then(|| job.slice_started.unwrap_or(self.now).saturating_add(self.config.time_slice))
+        contended.then(|| {
+            job.slice_started
+                .unwrap_or(self.now)
+                .saturating_add(self.config.time_slice)
+        })
     }
 
     /// The earliest time anything is due.
@@ -158,7 +176,9 @@ impl Engine {
 }
 
 fn no_progress_deadline(job: &super::Job) -> Timestamp {
-    job.rec.last_progress.saturating_add(Duration::from_secs(u64::from(job.rec.no_progress_timeout)))
+    job.rec
+        .last_progress
+        .saturating_add(Duration::from_secs(u64::from(job.rec.no_progress_timeout)))
 }
 
 /// When MaxDownloadTime runs out for a running job (None: no limit, or not running).
@@ -168,6 +188,8 @@ fn max_download_deadline(job: &super::Job) -> Option<Timestamp> {
     if limit == 0 {
         return None;
     }
-    let left = u64::from(limit).saturating_mul(1000).saturating_sub(job.rec.download_time_used_ms);
+    let left = u64::from(limit)
+        .saturating_mul(1000)
+        .saturating_sub(job.rec.download_time_used_ms);
     Some(since.saturating_add(Duration::from_millis(left)))
 }

@@ -13,14 +13,17 @@ use url::{Position, Url};
 
 use crate::codes;
 use crate::error::{ErrorContext, JobError, Severity};
-use crate::http::{self, BodyFraming, ContentRange, HttpError, Method, Request, ResponseEvent, ResponseHead, ResponseParser};
+use crate::http::{
+    self, BodyFraming, ContentRange, HttpError, Method, Request, ResponseEvent, ResponseHead,
+    ResponseParser,
+};
 use crate::ids::{ConnId, FileIndex, JobId};
 use crate::input::{FileOp, IoFailure, IoFailureKind};
 use crate::job::{JobState, NotifyFlags, Trigger};
 use crate::output::{Action, JobEvent};
-use rustls_pki_types::CertificateDer;
 use crate::time::Timestamp;
 use crate::tls;
+use rustls_pki_types::CertificateDer;
 
 use super::{Engine, MODIFICATION_EVENT_INTERVAL};
 
@@ -87,7 +90,9 @@ pub(crate) enum ConnUser {
 impl Engine {
     /// Starts the job's next unfinished file, or finishes the job when none is left.
     pub(super) fn start_next_file(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
         let Some(index) = job.rec.files.iter().position(|f| !f.completed) else {
             self.apply(id, Trigger::AllFilesDone);
             return;
@@ -116,9 +121,18 @@ impl Engine {
     }
 
     fn open_temp(&mut self, id: JobId, file: FileIndex, create: bool) {
-        let Some(job) = self.jobs.get(&id) else { return };
-        let Some(path) = job.rec.files[file as usize].temp.clone() else { return };
-        self.push_action(Action::OpenTemp { job: id, file, path, create });
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let Some(path) = job.rec.files[file as usize].temp.clone() else {
+            return;
+        };
+        self.push_action(Action::OpenTemp {
+            job: id,
+            file,
+            path,
+            create,
+        });
     }
 
     /// A hidden name in the local name's directory: `.NAME.XXXXXXXX.backhaul`.
@@ -126,7 +140,10 @@ impl Engine {
         use rand_chacha::rand_core::Rng;
         let local = &self.jobs[&id].rec.files[file as usize].local;
         let dir = local.parent().map(PathBuf::from).unwrap_or_default();
-        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // Keep the temp name under NAME_MAX (255 bytes) whatever the local name's length.
         let mut short: String = String::new();
         for c in name.chars() {
@@ -140,8 +157,11 @@ impl Engine {
     }
 
     pub(super) fn handle_temp_opened(&mut self, id: JobId, file: FileIndex, len: u64) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let expected = matches!(&job.fetch, Some(f) if f.file == file && f.phase == Phase::OpeningTemp);
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let expected =
+            matches!(&job.fetch, Some(f) if f.file == file && f.phase == Phase::OpeningTemp);
         if !expected {
             // The fetch was stopped while the open was in flight: release the handle.
             self.push_action(Action::CloseFile { job: id, file });
@@ -155,7 +175,11 @@ impl Engine {
         } else if len > f.transferred {
             // Bytes past the last checkpoint may be incomplete: cut back to what was recorded.
             let keep = f.transferred;
-            self.push_action(Action::TruncateFile { job: id, file, len: keep });
+            self.push_action(Action::TruncateFile {
+                job: id,
+                file,
+                len: keep,
+            });
         }
         let fetch = self.fetch_mut(id).expect("checked above");
         fetch.temp_open = true;
@@ -163,12 +187,19 @@ impl Engine {
     }
 
     fn connect_or_reuse(&mut self, id: JobId) {
-        let Some(fetch) = self.fetch_mut(id) else { return };
+        let Some(fetch) = self.fetch_mut(id) else {
+            return;
+        };
         let origin = match origin_of(&fetch.url) {
             Some(origin) => origin,
             None => {
                 let why = format!("{} has no usable host", fetch.url);
-                return self.fail(id, remote_error(codes::E_INVALIDARG, why), Severity::Fatal, None);
+                return self.fail(
+                    id,
+                    remote_error(codes::E_INVALIDARG, why),
+                    Severity::Fatal,
+                    None,
+                );
             }
         };
         let idle = self
@@ -210,13 +241,18 @@ impl Engine {
     }
 
     pub(super) fn handle_connected(&mut self, conn: ConnId, chain: Vec<CertificateDer<'static>>) {
-        let Some(c) = self.conns.get(&conn) else { return };
-        let ConnUser::Connecting(id) = c.user else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let ConnUser::Connecting(id) = c.user else {
+            return;
+        };
         if c.origin.https {
             let host = c.origin.host.clone();
             if let Err(e) = tls::verify_server_chain(&self.trust, &chain, &host, self.now) {
                 // Nothing has been sent: the connection is closed before one request byte.
-                let error = JobError::new(ErrorContext::GeneralTransport, e.kind.code(), e.to_string());
+                let error =
+                    JobError::new(ErrorContext::GeneralTransport, e.kind.code(), e.to_string());
                 return self.fail(id, error, Severity::Fatal, None);
             }
         }
@@ -228,17 +264,30 @@ impl Engine {
     fn send_request(&mut self, id: JobId, conn: ConnId) {
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(fetch) = job.fetch.as_mut() else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
         let file = &mut job.rec.files[fetch.file as usize];
         // Resume only what can be checked: a known size and a validator for If-Range.
         let resumable = file.transferred > 0 && file.size.is_some() && file.if_range().is_some();
         if file.transferred > 0 && !resumable {
             file.reset_version();
-            self.out.push_back(crate::Output::Action(Action::TruncateFile { job: id, file: fetch.file, len: 0 }));
+            self.out
+                .push_back(crate::Output::Action(Action::TruncateFile {
+                    job: id,
+                    file: fetch.file,
+                    len: 0,
+                }));
         }
         let range_start = if resumable { file.transferred } else { 0 };
-        let if_range = if resumable { file.if_range().map(str::to_string) } else { None };
+        let if_range = if resumable {
+            file.if_range().map(str::to_string)
+        } else {
+            None
+        };
         let host = host_header(&fetch.url);
         let request = Request {
             method: Method::Get,
@@ -251,23 +300,34 @@ impl Engine {
         };
         let mut buf = BytesMut::with_capacity(256);
         if let Err(e) = request.encode(&mut buf) {
-            let error = remote_error(codes::E_INVALIDARG, format!("cannot request {}: {e}", fetch.url));
+            let error = remote_error(
+                codes::E_INVALIDARG,
+                format!("cannot request {}: {e}", fetch.url),
+            );
             return self.fail(id, error, Severity::Fatal, None);
         }
         fetch.phase = Phase::AwaitingHead;
         fetch.range_start = range_start;
         fetch.offset = range_start;
-        let c = self.conns.get_mut(&conn).expect("the fetch's connection exists");
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .expect("the fetch's connection exists");
         c.parser.expect_response(Method::Get);
         c.deadline = now.saturating_add(receive_timeout);
-        self.push_action(Action::Send { conn, data: buf.freeze() });
+        self.push_action(Action::Send {
+            conn,
+            data: buf.freeze(),
+        });
         self.apply(id, Trigger::RequestSent);
     }
 
     pub(super) fn handle_received(&mut self, conn: ConnId, data: Bytes) {
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let ConnUser::Busy(id) = c.user else {
             // Bytes on an idle or unfinished connection: the server is talking out of turn.
             return self.drop_conn(conn);
@@ -275,7 +335,9 @@ impl Engine {
         c.parser.push(data);
         c.deadline = now.saturating_add(receive_timeout);
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             if c.user != ConnUser::Busy(id) {
                 return;
             }
@@ -288,11 +350,14 @@ impl Engine {
     }
 
     pub(super) fn handle_closed(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         match c.user {
             ConnUser::Idle => self.drop_conn(conn),
             ConnUser::Connecting(id) => {
-                let error = IoFailure::new(IoFailureKind::ConnectionReset, "closed while connecting");
+                let error =
+                    IoFailure::new(IoFailureKind::ConnectionReset, "closed while connecting");
                 self.drop_conn(conn);
                 self.fail(id, connect_error(&error), Severity::Transient, None);
             }
@@ -310,11 +375,18 @@ impl Engine {
                         _ => break,
                     }
                 }
-                let still_busy = self.conns.get(&conn).is_some_and(|c| c.user == ConnUser::Busy(id));
+                let still_busy = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.user == ConnUser::Busy(id));
                 self.drop_conn(conn);
                 if still_busy {
                     let why = "the server closed the connection before responding".to_string();
-                    let error = JobError::new(ErrorContext::GeneralTransport, codes::BG_E_CONNECTION_CLOSED, why);
+                    let error = JobError::new(
+                        ErrorContext::GeneralTransport,
+                        codes::BG_E_CONNECTION_CLOSED,
+                        why,
+                    );
                     self.fail(id, error, Severity::Transient, None);
                 }
             }
@@ -322,36 +394,53 @@ impl Engine {
     }
 
     pub(super) fn handle_connection_failed(&mut self, conn: ConnId, error: IoFailure) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         self.push_action(Action::Close { conn });
         if let ConnUser::Connecting(id) | ConnUser::Busy(id) = c.user {
             if let Some(fetch) = self.fetch_mut(id) {
                 fetch.conn = None;
             }
             let why = format!("connection to {} failed: {}", c.origin.host, error.message);
-            let error = JobError::new(ErrorContext::GeneralTransport, codes::ERROR_WINHTTP_CONNECTION_ERROR, why);
+            let error = JobError::new(
+                ErrorContext::GeneralTransport,
+                codes::ERROR_WINHTTP_CONNECTION_ERROR,
+                why,
+            );
             self.fail(id, error, Severity::Transient, None);
         }
     }
 
     pub(super) fn handle_connect_failed(&mut self, conn: ConnId, error: IoFailure) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         if let ConnUser::Connecting(id) = c.user {
             if let Some(fetch) = self.fetch_mut(id) {
                 fetch.conn = None;
             }
             let mut job_error = connect_error(&error);
-            job_error.description = format!("{}:{}: {}", c.origin.host, c.origin.port, job_error.description);
+            job_error.description = format!(
+                "{}:{}: {}",
+                c.origin.host, c.origin.port, job_error.description
+            );
             self.fail(id, job_error, Severity::Transient, None);
         }
     }
 
     fn handle_http_error(&mut self, id: JobId, conn: ConnId, e: HttpError) {
         self.drop_conn(conn);
-        let url = self.fetch_mut(id).map(|f| f.url.to_string()).unwrap_or_default();
+        let url = self
+            .fetch_mut(id)
+            .map(|f| f.url.to_string())
+            .unwrap_or_default();
         let (code, severity) = match e {
             HttpError::UnexpectedEof { .. } => (codes::BG_E_CONNECTION_CLOSED, Severity::Transient),
-            _ => (codes::ERROR_WINHTTP_INVALID_SERVER_RESPONSE, Severity::Fatal),
+            _ => (
+                codes::ERROR_WINHTTP_INVALID_SERVER_RESPONSE,
+                Severity::Fatal,
+            ),
         };
         let error = JobError::new(ErrorContext::RemoteFile, code, format!("{e} ({url})"));
         self.fail(id, error, severity, None);
@@ -367,8 +456,12 @@ impl Engine {
 
     fn handle_head(&mut self, id: JobId, conn: ConnId, head: ResponseHead) {
         let now = self.now;
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(fetch) = job.fetch.as_mut() else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
         let url = fetch.url.to_string();
         let status = head.status;
         match status {
@@ -376,11 +469,12 @@ impl Engine {
                 let file = &mut job.rec.files[fetch.file as usize];
                 if fetch.range_start > 0 {
                     // The server sent the whole entity: the version changed or ranges are off.
-                    self.out.push_back(crate::Output::Action(Action::TruncateFile {
-                        job: id,
-                        file: fetch.file,
-                        len: 0,
-                    }));
+                    self.out
+                        .push_back(crate::Output::Action(Action::TruncateFile {
+                            job: id,
+                            file: fetch.file,
+                            len: 0,
+                        }));
                 }
                 file.reset_version();
                 file.size = match head.framing {
@@ -403,7 +497,11 @@ impl Engine {
             206 => {
                 let file = &job.rec.files[fetch.file as usize];
                 let continues = match head.content_range() {
-                    Some(ContentRange::Bytes { start, end_inclusive, total: Some(total) }) => {
+                    Some(ContentRange::Bytes {
+                        start,
+                        end_inclusive,
+                        total: Some(total),
+                    }) => {
                         start == fetch.range_start
                             && Some(total) == file.size
                             && end_inclusive.checked_add(1) == Some(total)
@@ -422,11 +520,17 @@ impl Engine {
             301 | 302 | 303 | 307 | 308 => self.follow_redirect(id, conn, &head),
             s if is_transient_status(s) => {
                 let retry_after = head.retry_after(now);
-                let error = remote_error(HResultExt::http(s), format!("{url} answered {s} {}", head.reason));
+                let error = remote_error(
+                    HResultExt::http(s),
+                    format!("{url} answered {s} {}", head.reason),
+                );
                 self.fail(id, error, Severity::Transient, retry_after);
             }
             s => {
-                let error = remote_error(HResultExt::http(s), format!("{url} answered {s} {}", head.reason));
+                let error = remote_error(
+                    HResultExt::http(s),
+                    format!("{url} answered {s} {}", head.reason),
+                );
                 self.fail(id, error, Severity::Fatal, None);
             }
         }
@@ -436,29 +540,52 @@ impl Engine {
     /// byte 0 on a fresh request. Never splice two versions.
     fn restart_file(&mut self, id: JobId, conn: ConnId) {
         self.drop_conn(conn);
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(fetch) = job.fetch.as_mut() else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
         fetch.conn = None;
         fetch.restarts += 1;
         if fetch.restarts > MAX_RESTARTS {
-            let why = format!("{} keeps answering ranges that do not match the file", fetch.url);
-            return self.fail(id, remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why), Severity::Fatal, None);
+            let why = format!(
+                "{} keeps answering ranges that do not match the file",
+                fetch.url
+            );
+            return self.fail(
+                id,
+                remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why),
+                Severity::Fatal,
+                None,
+            );
         }
         let file = fetch.file;
         job.rec.files[file as usize].reset_version();
-        self.push_action(Action::TruncateFile { job: id, file, len: 0 });
+        self.push_action(Action::TruncateFile {
+            job: id,
+            file,
+            len: 0,
+        });
         self.connect_or_reuse(id);
     }
 
     fn follow_redirect(&mut self, id: JobId, conn: ConnId, head: &ResponseHead) {
         self.drop_conn(conn);
         let max_redirects = self.config.max_redirects;
-        let Some(fetch) = self.fetch_mut(id) else { return };
+        let Some(fetch) = self.fetch_mut(id) else {
+            return;
+        };
         fetch.conn = None;
         let from = fetch.url.clone();
         let refuse = |why: String| remote_error(codes::ERROR_WINHTTP_REDIRECT_FAILED, why);
         let Some(location) = head.location() else {
-            return self.fail(id, refuse(format!("{from} redirected without a Location")), Severity::Fatal, None);
+            return self.fail(
+                id,
+                refuse(format!("{from} redirected without a Location")),
+                Severity::Fatal,
+                None,
+            );
         };
         let target = match from.join(location) {
             Ok(mut target) => {
@@ -471,7 +598,9 @@ impl Engine {
             }
         };
         let why = if !matches!(target.scheme(), "http" | "https") {
-            Some(format!("{from} redirected to {target}: only http and https are followed"))
+            Some(format!(
+                "{from} redirected to {target}: only http and https are followed"
+            ))
         } else if !target.username().is_empty() || target.password().is_some() {
             Some(format!("{from} redirected to a URL carrying credentials"))
         } else if from.scheme() == "https" && target.scheme() == "http" {
@@ -491,8 +620,12 @@ impl Engine {
 
     fn handle_body(&mut self, id: JobId, data: Bytes) {
         let now = self.now;
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(fetch) = job.fetch.as_mut() else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
         if fetch.phase != Phase::Body {
             return;
         }
@@ -501,7 +634,12 @@ impl Engine {
         if let Some(size) = file.size {
             if fetch.offset + len > size {
                 let why = format!("{} sent more bytes than its size ({size})", fetch.url);
-                return self.fail(id, remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why), Severity::Fatal, None);
+                return self.fail(
+                    id,
+                    remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why),
+                    Severity::Fatal,
+                    None,
+                );
             }
         }
         let offset = fetch.offset;
@@ -521,30 +659,56 @@ impl Engine {
         if modification_due {
             job.last_modification_event = Some(now);
         }
-        self.push_action(Action::WriteFile { job: id, file: index, offset, data });
+        self.push_action(Action::WriteFile {
+            job: id,
+            file: index,
+            offset,
+            data,
+        });
         if checkpoint {
             self.push_action(Action::Persist { job: id });
         }
         if modification_due {
-            self.notify(id, NotifyFlags::JOB_MODIFICATION, JobEvent::JobModification { job: id });
+            self.notify(
+                id,
+                NotifyFlags::JOB_MODIFICATION,
+                JobEvent::JobModification { job: id },
+            );
         }
     }
 
     fn handle_end(&mut self, id: JobId, conn: ConnId, reusable: bool) {
         let now = self.now;
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(fetch) = job.fetch.take_if(|f| f.phase == Phase::Body) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.take_if(|f| f.phase == Phase::Body) else {
+            return;
+        };
         let file = &mut job.rec.files[fetch.file as usize];
         if file.size.is_some_and(|size| size != fetch.offset) {
             // Invariant: the codec ends a framed body only after exactly its length.
-            unreachable!("response ended at {} of {:?} bytes", fetch.offset, file.size);
+            unreachable!(
+                "response ended at {} of {:?} bytes",
+                fetch.offset, file.size
+            );
         }
         file.size = Some(fetch.offset);
         file.completed = true;
         job.bytes_since_persist = 0;
-        self.push_action(Action::CloseFile { job: id, file: fetch.file });
+        self.push_action(Action::CloseFile {
+            job: id,
+            file: fetch.file,
+        });
         self.release_conn(conn, reusable, now);
-        self.notify(id, NotifyFlags::FILE_TRANSFERRED, JobEvent::FileTransferred { job: id, file: fetch.file });
+        self.notify(
+            id,
+            NotifyFlags::FILE_TRANSFERRED,
+            JobEvent::FileTransferred {
+                job: id,
+                file: fetch.file,
+            },
+        );
         self.push_action(Action::Persist { job: id });
         if self.job_state(id).is_some_and(JobState::is_running) {
             self.start_next_file(id);
@@ -553,16 +717,22 @@ impl Engine {
 
     /// A connection whose response ended: back to the idle pool when it can carry another.
     fn release_conn(&mut self, conn: ConnId, reusable: bool, now: Timestamp) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let idle_same_origin = self
             .conns
             .values()
             .filter(|o| o.user == ConnUser::Idle && o.origin == c.origin)
             .count();
-        if reusable && c.parser.is_idle() && idle_same_origin < self.config.max_idle_connections_per_origin {
+        if reusable
+            && c.parser.is_idle()
+            && idle_same_origin < self.config.max_idle_connections_per_origin
+        {
             let c = self.conns.get_mut(&conn).expect("checked above");
             c.user = ConnUser::Idle;
-            c.deadline = Timestamp::from_millis(now.as_millis().saturating_add(IDLE_CONNECTION_TIMEOUT_MS));
+            c.deadline =
+                Timestamp::from_millis(now.as_millis().saturating_add(IDLE_CONNECTION_TIMEOUT_MS));
         } else {
             self.drop_conn(conn);
         }
@@ -577,18 +747,25 @@ impl Engine {
 
     /// Stops the job's fetch: closes its connection and its temp file handle.
     pub(super) fn stop_fetch(&mut self, id: JobId) {
-        let Some(fetch) = self.jobs.get_mut(&id).and_then(|j| j.fetch.take()) else { return };
+        let Some(fetch) = self.jobs.get_mut(&id).and_then(|j| j.fetch.take()) else {
+            return;
+        };
         if let Some(conn) = fetch.conn {
             self.drop_conn(conn);
         }
         if fetch.temp_open {
-            self.push_action(Action::CloseFile { job: id, file: fetch.file });
+            self.push_action(Action::CloseFile {
+                job: id,
+                file: fetch.file,
+            });
         }
     }
 
     /// A connection's deadline passed.
     pub(super) fn handle_conn_timeout(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let user = c.user;
         let host = c.origin.host.clone();
         self.drop_conn(conn);
@@ -601,11 +778,21 @@ impl Engine {
             fetch.conn = None;
         }
         let why = format!("timed out {what} {host}");
-        let error = JobError::new(ErrorContext::GeneralTransport, codes::ERROR_WINHTTP_TIMEOUT, why);
+        let error = JobError::new(
+            ErrorContext::GeneralTransport,
+            codes::ERROR_WINHTTP_TIMEOUT,
+            why,
+        );
         self.fail(id, error, Severity::Transient, None);
     }
 
-    pub(super) fn handle_file_failed(&mut self, id: JobId, file: FileIndex, op: FileOp, error: IoFailure) {
+    pub(super) fn handle_file_failed(
+        &mut self,
+        id: JobId,
+        file: FileIndex,
+        op: FileOp,
+        error: IoFailure,
+    ) {
         match op {
             FileOp::Commit => return self.handle_commit_failed(id, file, &error),
             // A temp file that can't be deleted is left behind; nothing in the job depends on it.
@@ -615,8 +802,12 @@ impl Engine {
         let in_fetch = self.fetch_mut(id).is_some_and(|f| f.file == file);
         if !in_fetch {
             // A write of a file whose response already ended failed: the file is not done.
-            let Some(job) = self.jobs.get_mut(&id) else { return };
-            let Some(f) = job.rec.files.get_mut(file as usize) else { return };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                return;
+            };
+            let Some(f) = job.rec.files.get_mut(file as usize) else {
+                return;
+            };
             if op != FileOp::Write || f.committed || !f.completed {
                 return;
             }
@@ -624,14 +815,19 @@ impl Engine {
             let (error, severity) = local_file_error(&error);
             return self.fail(id, error.for_file(file), severity, None);
         }
-        let Some(fetch) = self.fetch_mut(id) else { return };
+        let Some(fetch) = self.fetch_mut(id) else {
+            return;
+        };
         if op == FileOp::OpenTemp {
             fetch.temp_open = false;
-            if error.kind == IoFailureKind::AlreadyExists && fetch.temp_name_tries < MAX_TEMP_NAME_TRIES {
+            if error.kind == IoFailureKind::AlreadyExists
+                && fetch.temp_name_tries < MAX_TEMP_NAME_TRIES
+            {
                 // Someone else's file has the name we drew: draw another.
                 fetch.temp_name_tries += 1;
                 let path = self.fresh_temp_name(id, file);
-                self.jobs.get_mut(&id).expect("job exists").rec.files[file as usize].temp = Some(path);
+                self.jobs.get_mut(&id).expect("job exists").rec.files[file as usize].temp =
+                    Some(path);
                 return self.open_temp(id, file, true);
             }
         }
@@ -689,7 +885,10 @@ fn local_file_error(error: &IoFailure) -> (JobError, Severity) {
         IoFailureKind::AlreadyExists => (codes::ERROR_FILE_EXISTS, Severity::Fatal),
         _ => (codes::ERROR_WRITE_FAULT, Severity::Fatal),
     };
-    (JobError::new(ErrorContext::LocalFile, code, error.message.clone()), severity)
+    (
+        JobError::new(ErrorContext::LocalFile, code, error.message.clone()),
+        severity,
+    )
 }
 
 /// The origin a URL's requests go to, with the host as the driver resolves it (IPv6 without
@@ -700,7 +899,11 @@ fn origin_of(url: &Url) -> Option<Origin> {
         url::Host::Ipv4(a) => a.to_string(),
         url::Host::Ipv6(a) => a.to_string(),
     };
-    Some(Origin { https: url.scheme() == "https", host, port: url.port_or_known_default()? })
+    Some(Origin {
+        https: url.scheme() == "https",
+        host,
+        port: url.port_or_known_default()?,
+    })
 }
 
 /// The `Host` header: host, plus the port when it is not the scheme's default.

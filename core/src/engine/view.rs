@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use crate::codes;
 use crate::error::{BitsError, JobError};
 use crate::ids::{FileIndex, JobId};
-use crate::job::{FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags, Owner, SIZE_UNKNOWN};
+use crate::job::{
+    FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags, Owner,
+    SIZE_UNKNOWN,
+};
 
 use super::Job;
 

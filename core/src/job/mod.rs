@@ -45,7 +45,10 @@ impl JobPriority {
             1 => Ok(Self::High),
             2 => Ok(Self::Normal),
             3 => Ok(Self::Low),
-            _ => Err(BitsError::new(codes::E_INVALIDARG, format!("{v} is not a BG_JOB_PRIORITY (0..=3)"))),
+            _ => Err(BitsError::new(
+                codes::E_INVALIDARG,
+                format!("{v} is not a BG_JOB_PRIORITY (0..=3)"),
+            )),
         }
     }
 

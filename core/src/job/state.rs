@@ -140,9 +140,18 @@ pub enum Trigger {
 impl Trigger {
     /// Every trigger, with every combination of guard facts: the rows of the table.
     pub const ALL: [Trigger; 19] = [
-        Self::Resume { empty: true, all_done: false },
-        Self::Resume { empty: false, all_done: false },
-        Self::Resume { empty: false, all_done: true },
+        Self::Resume {
+            empty: true,
+            all_done: false,
+        },
+        Self::Resume {
+            empty: false,
+            all_done: false,
+        },
+        Self::Resume {
+            empty: false,
+            all_done: true,
+        },
         Self::Suspend,
         Self::Cancel,
         Self::Complete,
@@ -158,7 +167,10 @@ impl Trigger {
         Self::RetryDue,
         Self::NoProgressTimeout,
         Self::MaxDownloadTimeout,
-        Self::Resume { empty: true, all_done: true },
+        Self::Resume {
+            empty: true,
+            all_done: true,
+        },
     ];
 
     /// A short label for the table.
@@ -233,8 +245,12 @@ pub fn transition(state: JobState, trigger: Trigger) -> Outcome {
 
         // failures
         // TRANSFERRED too: a write of the last bytes may fail after the response ended.
-        (Queued | Connecting | Transferring | Transferred, T::TransientFailure) => Move(TransientError),
-        (Queued | Connecting | Transferring | TransientError | Transferred, T::FatalFailure) => Move(Error),
+        (Queued | Connecting | Transferring | Transferred, T::TransientFailure) => {
+            Move(TransientError)
+        }
+        (Queued | Connecting | Transferring | TransientError | Transferred, T::FatalFailure) => {
+            Move(Error)
+        }
         (TransientError, T::RetryDue) => Move(Queued),
         (TransientError, T::NoProgressTimeout) => Move(Error),
         (Queued | Connecting | Transferring | TransientError, T::MaxDownloadTimeout) => Move(Error),
@@ -307,13 +323,22 @@ mod tests {
 
     #[test]
     fn resume_without_files_is_bg_e_empty_and_stays_suspended() {
-        let t = Trigger::Resume { empty: true, all_done: false };
-        assert_eq!(transition(JobState::Suspended, t), Outcome::Refuse(codes::BG_E_EMPTY));
+        let t = Trigger::Resume {
+            empty: true,
+            all_done: false,
+        };
+        assert_eq!(
+            transition(JobState::Suspended, t),
+            Outcome::Refuse(codes::BG_E_EMPTY)
+        );
     }
 
     #[test]
     fn transient_error_is_retried_and_times_out() {
-        assert_eq!(transition(JobState::TransientError, Trigger::RetryDue), Outcome::Move(JobState::Queued));
+        assert_eq!(
+            transition(JobState::TransientError, Trigger::RetryDue),
+            Outcome::Move(JobState::Queued)
+        );
         assert_eq!(
             transition(JobState::TransientError, Trigger::NoProgressTimeout),
             Outcome::Move(JobState::Error)
@@ -324,7 +349,10 @@ mod tests {
     fn no_trigger_leaves_a_final_state() {
         for t in Trigger::ALL {
             for s in [JobState::Acknowledged, JobState::Cancelled] {
-                assert!(!matches!(transition(s, t), Outcome::Move(_)), "{t:?} moved {s:?}");
+                assert!(
+                    !matches!(transition(s, t), Outcome::Move(_)),
+                    "{t:?} moved {s:?}"
+                );
             }
         }
     }
