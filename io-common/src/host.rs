@@ -47,19 +47,11 @@ pub trait Io {
     fn publish(&mut self, event: JobEvent);
 }
 
-/// Told the job's state once it is settled (see [`is_settled`]).
+/// Told the job's state once it is settled (see [`JobState::is_settled`]).
 pub type Waiter = Box<dyn FnOnce(JobState) + Send>;
 
 /// An application command as a driver ships it to its engine thread or task.
 pub type Command<I> = Box<dyn FnOnce(&mut Host, &mut I) + Send>;
-
-/// TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED: what `wait` waits for.
-pub fn is_settled(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Transferred | JobState::Error | JobState::Acknowledged | JobState::Cancelled
-    )
-}
 
 /// The engine and everything around it that is not a socket.
 pub struct Host {
@@ -178,7 +170,7 @@ impl Host {
     /// turn, so no event falls between them.
     pub fn wait(&mut self, job: JobId, waiter: Waiter) -> Result<(), BitsError> {
         let state = self.engine.job(job)?.state();
-        if is_settled(state) {
+        if state.is_settled() {
             waiter(state);
         } else {
             self.waiters.entry(job).or_default().push(waiter);
@@ -335,7 +327,7 @@ impl Host {
 
     fn dispatch(&mut self, event: JobEvent, io: &mut impl Io) {
         if let JobEvent::StateChanged { job, to, .. } = event {
-            if is_settled(to) {
+            if to.is_settled() {
                 for waiter in self.waiters.remove(&job).unwrap_or_default() {
                     waiter(to);
                 }

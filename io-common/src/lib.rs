@@ -26,4 +26,4 @@ pub mod tls;
 pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
 pub use crate::files::{check_local_name, TempFiles};
-pub use crate::host::{is_settled, Command, Host, Io, Waiter};
+pub use crate::host::{Command, Host, Io, Waiter};

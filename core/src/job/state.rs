@@ -78,6 +78,15 @@ impl JobState {
         matches!(self, Self::Acknowledged | Self::Cancelled)
     }
 
+    /// TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED: nothing more happens until the
+    /// application acts (what a driver's `wait` waits for).
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Self::Transferred | Self::Error | Self::Acknowledged | Self::Cancelled
+        )
+    }
+
     /// QUEUED, CONNECTING or TRANSFERRING: the scheduler owns the job.
     pub fn is_active(self) -> bool {
         matches!(self, Self::Queued | Self::Connecting | Self::Transferring)
