@@ -14,3 +14,8 @@ pub mod sim;
 pub use crate::data::{deterministic_bytes, sha256_hex};
 pub use crate::pki::TestPki;
 pub use crate::server::{Behavior, FileSpec, RecordedRequest, Route, Step, TestServer};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

@@ -37,7 +37,8 @@ fn fault() -> impl Strategy<Value = Fault> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=n runs more cases (CI runs the default).
+    #![proptest_config(ProptestConfig::with_cases(cases(200)))]
 
     #[test]
     fn a_transferred_file_is_exactly_the_last_version_served(
@@ -75,4 +76,12 @@ proptest! {
         prop_assert_eq!(progress.bytes_transferred, last.body.len() as u64);
         prop_assert!(sim.now().saturating_since(backhaul_tests::sim::START) < Duration::from_secs(3600));
     }
+}
+
+/// `PROPTEST_CASES` when set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
