@@ -19,10 +19,6 @@ use crate::report::{describe_pair, Failure, FailureKind, Outcome, Progress};
 
 /// How often the job is polled for the progress bar (and Ctrl+C is checked).
 const POLL: Duration = Duration::from_millis(200);
-/// How often the job is polled after `complete`, while its files are committed.
-const COMMIT_POLL: Duration = Duration::from_millis(20);
-/// How long committing the files (renames) may take before the CLI gives up.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which driver runs the job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -200,7 +196,7 @@ fn setup_and_wait<B: Backend>(
     backend
         .complete(job)
         .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "completing the job"))?;
-    wait_acknowledged(backend, job)?;
+    check_acknowledged(backend, job)?;
     outcome.state = Some(JobState::Acknowledged);
     check_files(&info.files)
 }
@@ -260,33 +256,26 @@ fn job_failure(info: &JobInfo, outcome: &Outcome) -> Failure {
     }
 }
 
-/// After `complete`, the files are committed (renamed into place); then the job is
-/// ACKNOWLEDGED, and may be forgotten at once (`BG_E_NOT_FOUND` counts as acknowledged: the
-/// files are checked anyway).
-fn wait_acknowledged<B: Backend>(backend: &B, job: JobId) -> Result<(), Failure> {
-    let deadline = Instant::now() + COMMIT_TIMEOUT;
-    loop {
-        match backend.info(job) {
-            Ok(info) if info.state == JobState::Acknowledged => return Ok(()),
-            Ok(info) if info.state == JobState::Transferred && Instant::now() < deadline => {
-                std::thread::sleep(COMMIT_POLL)
-            }
-            Ok(info) => {
-                let message = format!(
-                    "the files were not committed: the job is {} after complete",
-                    info.state.name()
-                );
-                return Err(Failure::plain(FailureKind::Transfer, message));
-            }
-            Err(e) if e.code() == codes::BG_E_NOT_FOUND => return Ok(()),
-            Err(e) => {
-                return Err(Failure::refused(
-                    FailureKind::Transfer,
-                    &e,
-                    "reading the job after complete",
-                ))
-            }
+/// Both drivers return from `complete` once the commits (renames into place) were performed,
+/// so the job is ACKNOWLEDGED now, or back in TRANSFERRED because a rename failed (BITS' rule).
+/// It may also be forgotten already: `BG_E_NOT_FOUND` counts as acknowledged, since the files
+/// are checked anyway.
+fn check_acknowledged<B: Backend>(backend: &B, job: JobId) -> Result<(), Failure> {
+    match backend.info(job) {
+        Ok(info) if info.state == JobState::Acknowledged => Ok(()),
+        Ok(info) => {
+            let message = format!(
+                "the files could not all be moved into place: the job is {} after complete",
+                info.state.name()
+            );
+            Err(Failure::plain(FailureKind::Transfer, message))
         }
+        Err(e) if e.code() == codes::BG_E_NOT_FOUND => Ok(()),
+        Err(e) => Err(Failure::refused(
+            FailureKind::Transfer,
+            &e,
+            "reading the job after complete",
+        )),
     }
 }
 

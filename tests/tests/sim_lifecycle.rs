@@ -364,3 +364,21 @@ fn suspend_stops_the_transfer_and_resume_continues_from_the_same_offset() {
         assert_eq!(sim.file("/dl/f"), Some(&data[..]));
     });
 }
+
+#[test]
+fn a_failed_rename_on_complete_keeps_the_job_transferred_as_bits_does() {
+    let (mut sim, job, _) = one_file_job(4);
+    sim.command(|e| e.job_mut(job)?.resume()).unwrap();
+    sim.drive_to_state(job, JobState::Transferred);
+    let temp = sim.engine.job(job).unwrap().files()[0]
+        .temporary_name
+        .clone()
+        .unwrap();
+    sim.files.remove(&temp);
+    sim.command(|e| e.job_mut(job)?.complete()).unwrap();
+    assert_eq!(sim.state(job), JobState::Transferred);
+    assert!(sim.file("/dl/f").is_none());
+    assert_eq!(sim.states_of(job).last(), Some(&JobState::Transferred));
+    sim.command(|e| e.job_mut(job)?.cancel()).unwrap();
+    assert_eq!(sim.state(job), JobState::Cancelled);
+}
