@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use bytes::{Bytes, BytesMut};
 use url::{Position, Url};
 
-use crate::codes;
+use crate::codes::{self, HResult};
 use crate::error::{ErrorContext, JobError, Severity};
 use crate::http::{
     self, BodyFraming, ContentRange, HttpError, Method, Request, ResponseEvent, ResponseHead,
@@ -275,6 +275,7 @@ impl Engine {
         let resumable = file.transferred > 0 && file.size.is_some() && file.if_range().is_some();
         if file.transferred > 0 && !resumable {
             file.reset_version();
+            // `self.out` directly: `self.jobs` is still borrowed, and the two fields are disjoint.
             self.out
                 .push_back(crate::Output::Action(Action::TruncateFile {
                     job: id,
@@ -469,6 +470,7 @@ impl Engine {
                 let file = &mut job.rec.files[fetch.file as usize];
                 if fetch.range_start > 0 {
                     // The server sent the whole entity: the version changed or ranges are off.
+                    // (`self.out` directly: `self.jobs` is still borrowed.)
                     self.out
                         .push_back(crate::Output::Action(Action::TruncateFile {
                             job: id,
@@ -521,14 +523,14 @@ impl Engine {
             s if is_transient_status(s) => {
                 let retry_after = head.retry_after(now);
                 let error = remote_error(
-                    HResultExt::http(s),
+                    HResult::from_http_status(s),
                     format!("{url} answered {s} {}", head.reason),
                 );
                 self.fail(id, error, Severity::Transient, retry_after);
             }
             s => {
                 let error = remote_error(
-                    HResultExt::http(s),
+                    HResult::from_http_status(s),
                     format!("{url} answered {s} {}", head.reason),
                 );
                 self.fail(id, error, Severity::Fatal, None);
@@ -845,15 +847,6 @@ pub(crate) fn is_transient_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
-/// `BG_E_HTTP_ERROR_nnn`.
-struct HResultExt;
-
-impl HResultExt {
-    fn http(status: u16) -> crate::HResult {
-        crate::HResult::from_http_status(status)
-    }
-}
-
 fn same_validator(recorded: Option<&str>, offered: Option<&str>) -> bool {
     match (recorded, offered) {
         (Some(a), Some(b)) => a == b,
@@ -862,7 +855,7 @@ fn same_validator(recorded: Option<&str>, offered: Option<&str>) -> bool {
     }
 }
 
-fn remote_error(code: crate::HResult, why: String) -> JobError {
+fn remote_error(code: HResult, why: String) -> JobError {
     JobError::new(ErrorContext::RemoteFile, code, why)
 }
 
