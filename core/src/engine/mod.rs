@@ -3,7 +3,9 @@
 //! The engine is split by concern into sibling files, all `impl Engine` blocks:
 //! - `commands.rs`: the application's calls on a job ([`JobMut`]);
 //! - `view.rs`: read access ([`JobView`], [`JobInfo`], [`FileInfo`]);
-//! - `transfer.rs`: files, connections, requests and responses;
+//! - `transfer.rs`: the current file of a running job, its temp file and its failures;
+//! - `connection.rs`: the connection pool, requests, and what connections report;
+//! - `response.rs`: what a response means for the file, and its body;
 //! - `failure.rs`: turning faults into job errors, transient or fatal;
 //! - `schedule.rs`: which jobs hold transfer slots, and every timer.
 //!
@@ -11,7 +13,9 @@
 //! place that writes a job's state.
 
 mod commands;
+mod connection;
 mod failure;
+mod response;
 mod schedule;
 mod transfer;
 mod view;
@@ -38,7 +42,8 @@ use crate::tls::TrustStore;
 pub use self::commands::JobMut;
 pub use self::view::{FileInfo, JobInfo, JobView};
 
-use self::transfer::{Conn, Fetch};
+use self::connection::Conn;
+use self::transfer::Fetch;
 
 /// BITS' floor for MinimumRetryDelay, in seconds.
 const MIN_RETRY_DELAY_FLOOR: u32 = 5;

@@ -1,0 +1,305 @@
+//! Responses: what a status, a Content-Range and a validator mean for the file — continue,
+//! restart from byte 0, follow a redirect, retry later, or fail — and the body bytes that
+//! follow.
+
+use bytes::Bytes;
+
+use crate::codes::{self, HResult};
+use crate::error::Severity;
+use crate::http::{BodyFraming, ContentRange, ResponseEvent, ResponseHead};
+use crate::ids::{ConnId, JobId};
+use crate::job::{JobState, NotifyFlags, Trigger};
+use crate::output::{Action, JobEvent};
+
+use super::transfer::{remote_error, Phase};
+use super::{Engine, MODIFICATION_EVENT_INTERVAL};
+
+/// Progress is persisted at least every this many bytes.
+const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+/// A file restarted this many times within one fetch is a server fault.
+const MAX_RESTARTS: u32 = 3;
+
+impl Engine {
+    pub(super) fn handle_response_event(&mut self, id: JobId, conn: ConnId, event: ResponseEvent) {
+        match event {
+            ResponseEvent::Head(head) => self.handle_head(id, conn, head),
+            ResponseEvent::Body(data) => self.handle_body(id, data),
+            ResponseEvent::End { reusable } => self.handle_end(id, conn, reusable),
+        }
+    }
+
+    pub(super) fn handle_head(&mut self, id: JobId, conn: ConnId, head: ResponseHead) {
+        let now = self.now;
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
+        let url = fetch.url.to_string();
+        let status = head.status;
+        match status {
+            200 | 203 | 204 => {
+                let file = &mut job.rec.files[fetch.file as usize];
+                if fetch.range_start > 0 {
+                    // The server sent the whole entity: the version changed or ranges are off.
+                    // (`self.out` directly: `self.jobs` is still borrowed.)
+                    self.out
+                        .push_back(crate::Output::Action(Action::TruncateFile {
+                            job: id,
+                            file: fetch.file,
+                            len: 0,
+                        }));
+                }
+                file.reset_version();
+                file.size = match head.framing {
+                    BodyFraming::ContentLength(n) => Some(n),
+                    BodyFraming::None => Some(0),
+                    BodyFraming::Chunked | BodyFraming::UntilClose => None,
+                };
+                file.etag = head.strong_etag().map(str::to_string);
+                file.last_modified = head.last_modified().map(str::to_string);
+                fetch.offset = 0;
+                fetch.range_start = 0;
+                fetch.phase = Phase::Body;
+                self.apply(id, Trigger::ResponseAccepted);
+            }
+            206 if fetch.range_start == 0 => {
+                let why = format!("206 Partial Content for a request without Range ({url})");
+                let error = remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why);
+                self.fail(id, error, Severity::Fatal, None);
+            }
+            206 => {
+                let file = &job.rec.files[fetch.file as usize];
+                let continues = match head.content_range() {
+                    Some(ContentRange::Bytes {
+                        start,
+                        end_inclusive,
+                        total: Some(total),
+                    }) => {
+                        start == fetch.range_start
+                            && Some(total) == file.size
+                            && end_inclusive.checked_add(1) == Some(total)
+                            && same_validator(file.etag.as_deref(), head.strong_etag())
+                    }
+                    _ => false,
+                };
+                if continues {
+                    fetch.phase = Phase::Body;
+                    self.apply(id, Trigger::ResponseAccepted);
+                } else {
+                    self.restart_file(id, conn);
+                }
+            }
+            416 if fetch.range_start > 0 => self.restart_file(id, conn),
+            301 | 302 | 303 | 307 | 308 => self.follow_redirect(id, conn, &head),
+            s if is_transient_status(s) => {
+                let retry_after = head.retry_after(now);
+                let error = remote_error(
+                    HResult::from_http_status(s),
+                    format!("{url} answered {s} {}", head.reason),
+                );
+                self.fail(id, error, Severity::Transient, retry_after);
+            }
+            s => {
+                let error = remote_error(
+                    HResult::from_http_status(s),
+                    format!("{url} answered {s} {}", head.reason),
+                );
+                self.fail(id, error, Severity::Fatal, None);
+            }
+        }
+    }
+
+    /// The server's answer does not continue the recorded version: start the file over from
+    /// byte 0 on a fresh request. Never splice two versions.
+    pub(super) fn restart_file(&mut self, id: JobId, conn: ConnId) {
+        self.drop_conn(conn);
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
+        fetch.conn = None;
+        fetch.restarts += 1;
+        if fetch.restarts > MAX_RESTARTS {
+            let why = format!(
+                "{} keeps answering ranges that do not match the file",
+                fetch.url
+            );
+            return self.fail(
+                id,
+                remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why),
+                Severity::Fatal,
+                None,
+            );
+        }
+        let file = fetch.file;
+        job.rec.files[file as usize].reset_version();
+        self.push_action(Action::TruncateFile {
+            job: id,
+            file,
+            len: 0,
+        });
+        self.connect_or_reuse(id);
+    }
+
+    pub(super) fn follow_redirect(&mut self, id: JobId, conn: ConnId, head: &ResponseHead) {
+        self.drop_conn(conn);
+        let max_redirects = self.config.max_redirects;
+        let Some(fetch) = self.fetch_mut(id) else {
+            return;
+        };
+        fetch.conn = None;
+        let from = fetch.url.clone();
+        let refuse = |why: String| remote_error(codes::ERROR_WINHTTP_REDIRECT_FAILED, why);
+        let Some(location) = head.location() else {
+            return self.fail(
+                id,
+                refuse(format!("{from} redirected without a Location")),
+                Severity::Fatal,
+                None,
+            );
+        };
+        let target = match from.join(location) {
+            Ok(mut target) => {
+                target.set_fragment(None);
+                target
+            }
+            Err(e) => {
+                let why = format!("{from} redirected to an invalid Location {location:?}: {e}");
+                return self.fail(id, refuse(why), Severity::Fatal, None);
+            }
+        };
+        let why = if !matches!(target.scheme(), "http" | "https") {
+            Some(format!(
+                "{from} redirected to {target}: only http and https are followed"
+            ))
+        } else if !target.username().is_empty() || target.password().is_some() {
+            Some(format!("{from} redirected to a URL carrying credentials"))
+        } else if from.scheme() == "https" && target.scheme() == "http" {
+            Some(format!("{from} redirected from HTTPS to HTTP ({target})"))
+        } else if fetch.redirects >= max_redirects {
+            Some(format!("{from}: more than {max_redirects} redirects"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return self.fail(id, refuse(why), Severity::Fatal, None);
+        }
+        fetch.redirects += 1;
+        fetch.url = target;
+        self.connect_or_reuse(id);
+    }
+
+    pub(super) fn handle_body(&mut self, id: JobId, data: Bytes) {
+        let now = self.now;
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
+        if fetch.phase != Phase::Body {
+            return;
+        }
+        let len = data.len() as u64;
+        let file = &mut job.rec.files[fetch.file as usize];
+        if let Some(size) = file.size {
+            if fetch.offset + len > size {
+                let why = format!("{} sent more bytes than its size ({size})", fetch.url);
+                return self.fail(
+                    id,
+                    remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why),
+                    Severity::Fatal,
+                    None,
+                );
+            }
+        }
+        let offset = fetch.offset;
+        fetch.offset += len;
+        file.transferred = fetch.offset;
+        let index = fetch.file;
+        job.rec.last_progress = now;
+        job.rec.times.modification = now;
+        job.bytes_since_persist += len;
+        let checkpoint = job.bytes_since_persist >= CHECKPOINT_BYTES;
+        if checkpoint {
+            job.bytes_since_persist = 0;
+        }
+        let modification_due = job
+            .last_modification_event
+            .is_none_or(|t| now.saturating_since(t) >= MODIFICATION_EVENT_INTERVAL);
+        if modification_due {
+            job.last_modification_event = Some(now);
+        }
+        self.push_action(Action::WriteFile {
+            job: id,
+            file: index,
+            offset,
+            data,
+        });
+        if checkpoint {
+            self.push_action(Action::Persist { job: id });
+        }
+        if modification_due {
+            self.notify(
+                id,
+                NotifyFlags::JOB_MODIFICATION,
+                JobEvent::JobModification { job: id },
+            );
+        }
+    }
+
+    pub(super) fn handle_end(&mut self, id: JobId, conn: ConnId, reusable: bool) {
+        let now = self.now;
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(fetch) = job.fetch.take_if(|f| f.phase == Phase::Body) else {
+            return;
+        };
+        let file = &mut job.rec.files[fetch.file as usize];
+        if file.size.is_some_and(|size| size != fetch.offset) {
+            // Invariant: the codec ends a framed body only after exactly its length.
+            unreachable!(
+                "response ended at {} of {:?} bytes",
+                fetch.offset, file.size
+            );
+        }
+        file.size = Some(fetch.offset);
+        file.completed = true;
+        job.bytes_since_persist = 0;
+        self.push_action(Action::CloseFile {
+            job: id,
+            file: fetch.file,
+        });
+        self.release_conn(conn, reusable, now);
+        self.notify(
+            id,
+            NotifyFlags::FILE_TRANSFERRED,
+            JobEvent::FileTransferred {
+                job: id,
+                file: fetch.file,
+            },
+        );
+        self.push_action(Action::Persist { job: id });
+        if self.job_state(id).is_some_and(JobState::is_running) {
+            self.start_next_file(id);
+        }
+    }
+}
+
+/// Statuses retried after the retry delay: the server may recover.
+pub(crate) fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+fn same_validator(recorded: Option<&str>, offered: Option<&str>) -> bool {
+    match (recorded, offered) {
+        (Some(a), Some(b)) => a == b,
+        // If-Range already made the server check; a 206 without an ETag is trusted.
+        _ => true,
+    }
+}
