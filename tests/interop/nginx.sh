@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Interop: the real `backhaul` binary, on both runtimes, against a real nginx (Debian's package)
-# on 127.0.0.1 over HTTP and HTTPS. Installs nginx if it is missing, starts it in the
-# foreground under a temp dir, stops it on exit. Prints "N passed, N failed" and exits non-zero
-# on any failure.
+# Interop: the real `backhaul` binary, on both runtimes, against real servers on 127.0.0.1:
+# nginx (Debian's package) over HTTP and HTTPS, nginx interrupted mid-body by a relay that cuts
+# the connection (a real resume with Range + If-Range), and Python's http.server (HTTP/1.0, no
+# keep-alive). Installs nginx if it is missing, starts everything in the foreground under a temp
+# dir, stops it on exit. Prints "N passed, N failed" and exits non-zero on any failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,9 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 D=$(mktemp -d /tmp/backhaul-interop.XXXXXX)
 nginx_pid=
+helper_pids=()
 cleanup() {
+  for pid in "${helper_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   if [ -n "$nginx_pid" ]; then kill -TERM "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; fi
   rm -rf "$D"
 }
@@ -51,7 +54,8 @@ pid $D/nginx.pid;
 error_log $D/logs/error.log;
 events { worker_connections 256; }
 http {
-  access_log $D/logs/access.log;
+  log_format ranges '\$request_uri \$status \$body_bytes_sent "\$http_range" "\$http_if_range"';
+  access_log $D/logs/access.log ranges;
   sendfile on;
   client_body_temp_path $D/tmp; proxy_temp_path $D/tmp; fastcgi_temp_path $D/tmp;
   uwsgi_temp_path $D/tmp; scgi_temp_path $D/tmp;
@@ -74,6 +78,32 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+wait_port() {
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# A relay per runtime that cuts its first connection after 8 MiB of nginx's answer.
+port_cut_tokio=$((port_http + 2))
+port_cut_blocking=$((port_http + 3))
+for port in "$port_cut_tokio" "$port_cut_blocking"; do
+  python3 "$here/cutting_proxy.py" --listen "$port" --upstream "$port_http" --cut-after 8388608 \
+    --lifetime 300 --ready-file "$D/proxy-$port.ready" &
+  helper_pids+=($!)
+done
+# Python's http.server: HTTP/1.0, Content-Length, one request per connection, no ranges.
+port_python=$((port_http + 4))
+python3 -m http.server "$port_python" --bind 127.0.0.1 --directory "$D/www" >/dev/null 2>&1 &
+helper_pids+=($!)
+for _ in $(seq 50); do
+  [ -e "$D/proxy-$port_cut_tokio.ready" ] && [ -e "$D/proxy-$port_cut_blocking.ready" ] && break
+  sleep 0.1
+done
+wait_port "$port_python"
+
 passed=0
 failed=0
 check() {
@@ -85,7 +115,16 @@ check() {
   fi
 }
 
-same() { cmp -s "$1" "$2"; }
+# A 206 that nginx sent for a conditional range request on big.bin: one line per resume.
+resumes_logged() { grep -cE '^/big.bin 206 [0-9]+ "bytes=[1-9][0-9]*-" "[^-]' "$D/logs/access.log" || true; }
+
+resumed_against_nginx() {
+  local rt=$1 port=$2 dest=$3 before
+  before=$(resumes_logged)
+  "$bin" transfer -q --runtime "$rt" --retry-delay 5 "http://127.0.0.1:$port/big.bin" "$dest" &&
+    cmp "$D/www/big.bin" "$dest" &&
+    [ "$(resumes_logged)" -gt "$before" ] || { tail -5 "$D/logs/access.log"; return 1; }
+}
 
 for rt in tokio blocking; do
   out="$D/out/$rt"; mkdir -p "$out"
@@ -105,6 +144,11 @@ for rt in tokio blocking; do
     bash -c "! '$bin' transfer --runtime $rt http://127.0.0.1:$port_http/missing '$out/missing' 2>'$out/missing.err' && grep -q 'BG_E_HTTP_ERROR_404' '$out/missing.err' && grep -q 0x80190194 '$out/missing.err' && [ ! -e '$out/missing' ]"
   check "$rt: 410 is fatal (0x8019019A)" \
     bash -c "! '$bin' transfer --runtime $rt http://127.0.0.1:$port_http/gone '$out/gone' 2>'$out/gone.err' && grep -q 0x8019019A '$out/gone.err'"
+  port_cut_var="port_cut_$rt"
+  check "$rt: cut mid-body by the network, resumed against nginx with Range + If-Range (206), identical" \
+    resumed_against_nginx "$rt" "${!port_cut_var}" "$out/resumed"
+  check "$rt: HTTP/1.0 server (Python http.server), three files, identical" \
+    bash -c "'$bin' transfer -q --runtime $rt http://127.0.0.1:$port_python/sub/small.bin '$out/p1' http://127.0.0.1:$port_python/big.bin '$out/p2' http://127.0.0.1:$port_python/empty.bin '$out/p3' && cmp '$D/www/sub/small.bin' '$out/p1' && cmp '$D/www/big.bin' '$out/p2' && cmp '$D/www/empty.bin' '$out/p3'"
   check "$rt: no temp file left behind" \
     bash -c "[ -z \"\$(find '$out' -name '.*.backhaul')\" ]"
 done
