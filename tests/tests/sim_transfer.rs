@@ -482,3 +482,19 @@ fn time_going_backwards_is_ignored() {
     assert_eq!(sim.engine.now(), before);
     assert_eq!(sim.state(job), JobState::TransientError);
 }
+
+#[test]
+fn bytes_before_connected_do_not_strand_the_job() {
+    let mut sim = Sim::new(3);
+    sim.serve(HOST, 80, "/f", Resource::new(body(100, 1), "v"));
+    let job = running_job(&mut sim);
+    // The engine asked for conn#1; a broken driver delivers bytes before `Connected`.
+    let conn = backhaul_core::ConnId(1);
+    let now = sim.now();
+    let data = bytes::Bytes::from_static(b"HTTP/1.1 200 OK\r\n");
+    sim.engine
+        .handle(backhaul_core::Input::Received { now, conn, data });
+    assert_eq!(sim.state(job), JobState::TransientError);
+    assert_eq!(error_code(&sim, job), codes::ERROR_WINHTTP_CONNECTION_ERROR);
+    sim.drive_to_state(job, JobState::Transferred);
+}

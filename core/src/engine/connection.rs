@@ -191,9 +191,21 @@ impl Engine {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let ConnUser::Busy(id) = c.user else {
-            // Bytes on an idle or unfinished connection: the server is talking out of turn.
-            return self.drop_conn(conn);
+        let id = match c.user {
+            ConnUser::Busy(id) => id,
+            // Bytes on an idle connection: the server is talking out of turn.
+            ConnUser::Idle => return self.drop_conn(conn),
+            // Bytes before `Connected`: the driver broke the input order; don't strand the job.
+            ConnUser::Connecting(id) => {
+                self.drop_conn(conn);
+                let why = format!("{conn} delivered bytes before it was reported connected");
+                let error = JobError::new(
+                    ErrorContext::GeneralTransport,
+                    codes::ERROR_WINHTTP_CONNECTION_ERROR,
+                    why,
+                );
+                return self.fail(id, error, Severity::Transient, None);
+            }
         };
         c.parser.push(data);
         c.deadline = now.saturating_add(receive_timeout);
