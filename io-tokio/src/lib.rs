@@ -29,7 +29,9 @@ pub use backhaul_io::{DriverConfig, DriverError};
 use crate::conn::TokioIo;
 
 /// Inputs from connection tasks waiting for the engine; beyond this, connections stop reading.
-const INPUT_QUEUE: usize = 32;
+/// Each may hold a slice of a 256 KiB read buffer, so this bounds the memory in flight: 32 gave
+/// a 23 MiB peak RSS for one 512 MiB HTTP download, 8 gives 11 MiB at the same speed.
+const INPUT_QUEUE: usize = 8;
 /// Events kept for a slow subscriber before it misses some (`RecvError::Lagged`).
 const EVENT_QUEUE: usize = 1024;
 
