@@ -19,7 +19,10 @@
 //!    [`Action`] in order (connect, send, write at an offset, rename, persist, …) and hand each
 //!    [`JobEvent`] to the application.
 //! 5. Wait until the deadline in `Output::Timeout`, or until I/O or a command arrives, then
-//!    go to 2. Drain after every mutation.
+//!    go to 2. Drain after every mutation: an input fed while outputs are still queued (for
+//!    instance the result of a file action, fed in the middle of the drain) could overtake the
+//!    actions before it, so debug builds refuse it. Queue such results and feed them once
+//!    `poll_output` has returned `Output::Timeout`.
 //!
 //! A driver never retries, sleeps or decides on its own: every policy is here.
 //!

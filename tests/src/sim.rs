@@ -135,6 +135,8 @@ pub struct Sim {
     pending: Vec<(Timestamp, u64, Input)>,
     order: u64,
     last_timeout: Option<Timestamp>,
+    /// Results of file actions, fed once the engine is drained (the drain contract).
+    results: VecDeque<Input>,
 }
 
 impl Sim {
@@ -168,6 +170,7 @@ impl Sim {
             pending: Vec::new(),
             order: 0,
             last_timeout: None,
+            results: VecDeque::new(),
         }
     }
 
@@ -230,6 +233,7 @@ impl Sim {
     /// Runs a command on the engine at the current time, then performs its outputs.
     pub fn command<R>(&mut self, f: impl FnOnce(&mut Engine) -> R) -> R {
         self.engine.handle(Input::Timeout { now: self.now });
+        self.drain();
         let r = f(&mut self.engine);
         self.drain();
         r
@@ -338,7 +342,10 @@ impl Sim {
                 Output::Event(event) => self.events.push(event),
                 Output::Timeout(t) => {
                     self.last_timeout = t;
-                    return;
+                    match self.results.pop_front() {
+                        Some(input) => self.engine.handle(input),
+                        None => return,
+                    }
                 }
             }
         }
@@ -432,7 +439,7 @@ impl Sim {
                     Ok(()) => {
                         let len = self.files.entry(path.clone()).or_default().data.len() as u64;
                         self.open_files.insert((job, file), path);
-                        self.engine.handle(Input::TempOpened {
+                        self.results.push_back(Input::TempOpened {
                             now,
                             job,
                             file,
@@ -441,7 +448,7 @@ impl Sim {
                     }
                     Err(kind) => {
                         let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
-                        self.engine.handle(Input::FileFailed {
+                        self.results.push_back(Input::FileFailed {
                             now,
                             job,
                             file,
@@ -459,7 +466,7 @@ impl Sim {
             } => {
                 if let Some(kind) = self.fail_writes {
                     let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
-                    self.engine.handle(Input::FileFailed {
+                    self.results.push_back(Input::FileFailed {
                         now,
                         job,
                         file,
@@ -505,14 +512,15 @@ impl Sim {
                 match self.files.remove(&temp) {
                     Some(f) => {
                         self.files.insert(dest, f);
-                        self.engine.handle(Input::FileCommitted { now, job, file });
+                        self.results
+                            .push_back(Input::FileCommitted { now, job, file });
                     }
                     None => {
                         let error = IoFailure::new(
                             IoFailureKind::NotFound,
                             "temp file missing (simulated)",
                         );
-                        self.engine.handle(Input::FileFailed {
+                        self.results.push_back(Input::FileFailed {
                             now,
                             job,
                             file,

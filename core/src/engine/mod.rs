@@ -167,7 +167,16 @@ impl Engine {
     }
 
     /// Feed one fact. Then drain [`Engine::poll_output`] until it returns `Output::Timeout`.
+    ///
+    /// Feed an input only once the outputs of the previous mutation are drained (and their
+    /// actions performed): a fact about the world must come after the actions that shaped it.
+    /// Debug builds check this.
     pub fn handle(&mut self, input: Input) {
+        debug_assert!(
+            self.out.is_empty(),
+            "Engine::handle called with {} outputs not yet drained by poll_output",
+            self.out.len()
+        );
         self.advance_clock(input.now());
         match input {
             Input::Timeout { .. } => self.handle_timers(),
@@ -453,4 +462,39 @@ impl Engine {
 
 fn not_found(id: JobId) -> BitsError {
     BitsError::new(codes::BG_E_NOT_FOUND, format!("there is no job {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::JobType;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not yet drained")]
+    fn an_input_before_the_outputs_are_drained_is_refused_in_debug_builds() {
+        let mut engine = Engine::new(Config::new([1; 32]), Timestamp::from_secs(10));
+        let _ = engine.create_job("j", JobType::Download, Owner("o".into()));
+        // create_job queued a Persist action that nobody drained.
+        engine.handle(Input::Timeout {
+            now: Timestamp::from_secs(11),
+        });
+    }
+
+    #[test]
+    fn a_drained_engine_accepts_inputs_and_reports_no_timer_when_idle() {
+        let mut engine = Engine::new(Config::new([1; 32]), Timestamp::from_secs(10));
+        let job = engine
+            .create_job("j", JobType::Download, Owner("o".into()))
+            .unwrap();
+        assert!(
+            matches!(engine.poll_output(), Output::Action(Action::Persist { job: j }) if j == job)
+        );
+        assert!(matches!(engine.poll_output(), Output::Timeout(None)));
+        engine.handle(Input::Timeout {
+            now: Timestamp::from_secs(11),
+        });
+        assert!(matches!(engine.poll_output(), Output::Timeout(None)));
+        assert_eq!(engine.now(), Timestamp::from_secs(11));
+    }
 }
