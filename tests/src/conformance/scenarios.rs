@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use backhaul_core::{CompleteOutcome, ErrorContext, HResult, JobId, JobState};
 use bytes::Bytes;
+use tempfile::TempDir;
 
 use super::{
     assert_state, dir_entries, eventually, info, new_download_job, poll_info, run_to_settled,
-    start_driver, wait_settled, Driver, DriverSetup, OnTransient,
+    start_driver, wait_settled, Driver, DriverSetup, OnTransient, Run,
 };
 use crate::data::{deterministic_bytes, sha256_hex};
 use crate::pki::TestPki;
@@ -43,18 +44,16 @@ const ERROR_WINHTTP_SECURE_INVALID_CA: HResult = HResult(0x8007_2F0D);
 pub fn downloads_plain_http_file<D: Driver>() {
     let file = FileSpec::new(deterministic_bytes(200 * KIB + 17, 1));
     let server = TestServer::start(vec![Route::file("/small.bin", file.clone())]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing("downloads_plain_http_file"));
-    let local = dir.path().join("small.bin");
+    let s = Scenario::<D>::start("downloads_plain_http_file", &server, &["small.bin"]);
 
-    let job = new_download_job(
-        &driver,
-        "downloads_plain_http_file",
-        &[(&server.url("/small.bin"), &local)],
+    s.resume();
+    download_and_complete(
+        &s.driver,
+        s.job,
+        &[(&s.locals[0], &file.body)],
+        SMALL_TRANSFER,
     );
-    driver.resume(job).expect("resume");
-    download_and_complete(&driver, job, &[(&local, &file.body)], SMALL_TRANSFER);
-    driver.shutdown();
+    s.shutdown();
 }
 
 /// A small file over HTTPS from a server whose CA the driver was given as a file.
@@ -62,23 +61,22 @@ pub fn downloads_https_file_with_test_ca<D: Driver>() {
     let pki = TestPki::new();
     let file = FileSpec::new(deterministic_bytes(200 * KIB + 17, 2));
     let server = TestServer::start_tls(vec![Route::file("/small.bin", file.clone())], &pki);
-    let dir = tempdir();
-    let ca_dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting(
+    let s = Scenario::<D>::start_trusting(
         "downloads_https_file_with_test_ca",
-        pki.write_ca_pem(ca_dir.path()),
-    ));
-    let local = dir.path().join("small.bin");
-
-    let job = new_download_job(
-        &driver,
-        "downloads_https_file_with_test_ca",
-        &[(&server.url("/small.bin"), &local)],
+        &server,
+        &pki,
+        &["small.bin"],
     );
-    driver.resume(job).expect("resume");
-    download_and_complete(&driver, job, &[(&local, &file.body)], SMALL_TRANSFER);
+
+    s.resume();
+    download_and_complete(
+        &s.driver,
+        s.job,
+        &[(&s.locals[0], &file.body)],
+        SMALL_TRANSFER,
+    );
     assert!(!server.requests().is_empty());
-    driver.shutdown();
+    s.shutdown();
 }
 
 /// 64 MiB over plain HTTP arrive intact (compared by SHA-256).
@@ -108,28 +106,17 @@ pub fn resumes_after_connection_dropped_mid_body<D: Driver>() {
         path: "/big.bin".into(),
         behavior: Behavior::drop_after(file.clone(), cut, 1),
     }]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "resumes_after_connection_dropped_mid_body",
-    ));
-    let local = dir.path().join("big.bin");
-
-    let job = new_download_job(
-        &driver,
-        "resumes_after_connection_dropped_mid_body",
-        &[(&server.url("/big.bin"), &local)],
+        &server,
+        &["big.bin"],
     );
-    driver
-        .set_minimum_retry_delay(job, MIN_RETRY_DELAY)
-        .expect("set_minimum_retry_delay");
-    driver.resume(job).expect("resume");
-    let run = run_to_settled(&driver, job, RETRIED_TRANSFER, OnTransient::WaitForRetry);
-    eprintln!("requests:\n{}", server.request_log());
-    assert_state(&driver, job, run.state, JobState::Transferred);
+
+    let run = s.transfer_with_retries(&server, OnTransient::WaitForRetry);
     assert!(
         run.saw_transient,
         "a dropped connection puts the job in TRANSIENT_ERROR; events: {:?}",
-        driver.events().states_of(job)
+        s.driver.events().states_of(s.job)
     );
 
     let gets = server.requests_to("GET", "/big.bin");
@@ -165,8 +152,8 @@ pub fn resumes_after_connection_dropped_mid_body<D: Driver>() {
         "exactly the rest was fetched"
     );
 
-    complete_and_check(&driver, job, &[(&local, &file.body)]);
-    driver.shutdown();
+    complete_and_check(&s.driver, s.job, &[(&s.locals[0], &file.body)]);
+    s.shutdown();
 }
 
 /// Version A is cut mid-body; every later request gets version B (other bytes, other length,
@@ -189,24 +176,13 @@ pub fn restarts_when_file_changes_between_attempts<D: Driver>() {
             Step::Serve(b.clone()),
         ],
     )]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "restarts_when_file_changes_between_attempts",
-    ));
-    let local = dir.path().join("changing.bin");
-
-    let job = new_download_job(
-        &driver,
-        "restarts_when_file_changes_between_attempts",
-        &[(&server.url("/changing.bin"), &local)],
+        &server,
+        &["changing.bin"],
     );
-    driver
-        .set_minimum_retry_delay(job, MIN_RETRY_DELAY)
-        .expect("set_minimum_retry_delay");
-    driver.resume(job).expect("resume");
-    let run = run_to_settled(&driver, job, RETRIED_TRANSFER, OnTransient::Resume);
-    eprintln!("requests:\n{}", server.request_log());
-    assert_state(&driver, job, run.state, JobState::Transferred);
+
+    let run = s.transfer_with_retries(&server, OnTransient::Resume);
     assert_eq!(
         run.info.files[0].progress.bytes_total,
         b.len(),
@@ -214,37 +190,28 @@ pub fn restarts_when_file_changes_between_attempts<D: Driver>() {
     );
     assert_eq!(run.info.files[0].progress.bytes_transferred, b.len());
 
-    complete_and_check(&driver, job, &[(&local, &b.body)]);
-    driver.shutdown();
+    complete_and_check(&s.driver, s.job, &[(&s.locals[0], &b.body)]);
+    s.shutdown();
 }
 
 /// 404: the job goes to ERROR with `BG_E_HTTP_ERROR_404` in the remote-file context, nothing
 /// appears at the local name, and `cancel` leaves the directory empty.
 pub fn not_found_is_error_0x80190194<D: Driver>() {
     let server = TestServer::start(vec![Route::status("/missing.bin", 404)]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
-        "not_found_is_error_0x80190194",
-    ));
-    let local = dir.path().join("missing.bin");
+    let s = Scenario::<D>::start("not_found_is_error_0x80190194", &server, &["missing.bin"]);
 
-    let job = new_download_job(
-        &driver,
-        "not_found_is_error_0x80190194",
-        &[(&server.url("/missing.bin"), &local)],
-    );
-    driver.resume(job).expect("resume");
-    let state = wait_settled(&driver, job, SMALL_TRANSFER);
-    assert_state(&driver, job, state, JobState::Error);
-    let info = info(&driver, job);
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Error);
+    let info = info(&s.driver, s.job);
     let error = info.error.clone().expect("ERROR carries an error");
     assert_eq!(error.code, BG_E_HTTP_ERROR_404, "{error}");
     assert_eq!(error.context, ErrorContext::RemoteFile, "{error}");
-    assert!(!local.exists(), "nothing appears at the local name");
+    assert!(!s.locals[0].exists(), "nothing appears at the local name");
     let temp = info.files[0].temporary_name.clone();
 
-    cancel_and_check_nothing_left(&driver, job, dir.path(), temp.as_deref());
-    driver.shutdown();
+    cancel_and_check_nothing_left(&s.driver, s.job, s.dir(), temp.as_deref());
+    s.shutdown();
 }
 
 /// 503 with `Retry-After: 1`, then 200: TRANSIENT_ERROR with `BG_E_HTTP_ERROR_503`, then (on
@@ -258,28 +225,17 @@ pub fn service_unavailable_then_ok_is_transient_then_transferred<D: Driver>() {
             Step::Serve(file.clone()),
         ],
     )]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "service_unavailable_then_ok_is_transient_then_transferred",
-    ));
-    let local = dir.path().join("busy.bin");
-
-    let job = new_download_job(
-        &driver,
-        "service_unavailable_then_ok_is_transient_then_transferred",
-        &[(&server.url("/busy.bin"), &local)],
+        &server,
+        &["busy.bin"],
     );
-    driver
-        .set_minimum_retry_delay(job, MIN_RETRY_DELAY)
-        .expect("set_minimum_retry_delay");
-    driver.resume(job).expect("resume");
-    let run = run_to_settled(&driver, job, RETRIED_TRANSFER, OnTransient::Resume);
-    eprintln!("requests:\n{}", server.request_log());
-    assert_state(&driver, job, run.state, JobState::Transferred);
+
+    let run = s.transfer_with_retries(&server, OnTransient::Resume);
     assert!(
         run.saw_transient,
         "503 is transient; states: {:?}",
-        driver.events().states_of(job)
+        s.driver.events().states_of(s.job)
     );
     let first = run
         .transient_errors
@@ -287,8 +243,8 @@ pub fn service_unavailable_then_ok_is_transient_then_transferred<D: Driver>() {
         .expect("the TRANSIENT_ERROR carried an error");
     assert_eq!(first.code, BG_E_HTTP_ERROR_503, "{first}");
 
-    complete_and_check(&driver, job, &[(&local, &file.body)]);
-    driver.shutdown();
+    complete_and_check(&s.driver, s.job, &[(&s.locals[0], &file.body)]);
+    s.shutdown();
 }
 
 /// A job cancelled mid-transfer (the server stalls after 256 KiB) deletes its temp file and
@@ -303,21 +259,17 @@ pub fn cancel_deletes_temp_files_and_creates_nothing<D: Driver>() {
             hold: Duration::from_secs(120),
         }],
     )]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "cancel_deletes_temp_files_and_creates_nothing",
-    ));
-    let local = dir.path().join("stalls.bin");
-
-    let job = new_download_job(
-        &driver,
-        "cancel_deletes_temp_files_and_creates_nothing",
-        &[(&server.url("/stalls.bin"), &local)],
+        &server,
+        &["stalls.bin"],
     );
-    driver.resume(job).expect("resume");
+    let local = &s.locals[0];
+
+    s.resume();
     let info = poll_info(
-        &driver,
-        job,
+        &s.driver,
+        s.job,
         SMALL_TRANSFER,
         "transferring with bytes in the temp file",
         |i| {
@@ -335,19 +287,19 @@ pub fn cancel_deletes_temp_files_and_creates_nothing<D: Driver>() {
         .expect("a temp file while transferring");
     assert_eq!(
         temp.parent(),
-        Some(dir.path()),
+        Some(s.dir()),
         "the temp file lives in the destination directory"
     );
     assert!(!local.exists());
-    cancel_and_check_nothing_left(&driver, job, dir.path(), Some(&temp));
+    cancel_and_check_nothing_left(&s.driver, s.job, s.dir(), Some(&temp));
 
     let never_run = new_download_job(
-        &driver,
+        &s.driver,
         "never resumed",
-        &[(&server.url("/stalls.bin"), &local)],
+        &[(&server.url("/stalls.bin"), local)],
     );
-    cancel_and_check_nothing_left(&driver, never_run, dir.path(), None);
-    driver.shutdown();
+    cancel_and_check_nothing_left(&s.driver, never_run, s.dir(), None);
+    s.shutdown();
 }
 
 /// Two files in one job: both arrive intact, and the first is fetched before the second (files
@@ -359,25 +311,17 @@ pub fn two_files_in_one_job_transfer_in_order<D: Driver>() {
         Route::file("/one.bin", one.clone()),
         Route::file("/two.bin", two.clone()),
     ]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "two_files_in_one_job_transfer_in_order",
-    ));
-    let (local_one, local_two) = (dir.path().join("one.bin"), dir.path().join("two.bin"));
-
-    let job = new_download_job(
-        &driver,
-        "two_files_in_one_job_transfer_in_order",
-        &[
-            (&server.url("/one.bin"), &local_one),
-            (&server.url("/two.bin"), &local_two),
-        ],
+        &server,
+        &["one.bin", "two.bin"],
     );
-    driver.resume(job).expect("resume");
+
+    s.resume();
     download_and_complete(
-        &driver,
-        job,
-        &[(&local_one, &one.body), (&local_two, &two.body)],
+        &s.driver,
+        s.job,
+        &[(&s.locals[0], &one.body), (&s.locals[1], &two.body)],
         SMALL_TRANSFER,
     );
 
@@ -403,7 +347,7 @@ pub fn two_files_in_one_job_transfer_in_order<D: Driver>() {
         last_one < first_two,
         "file 1 is fetched entirely before file 2: {gets:?}"
     );
-    driver.shutdown();
+    s.shutdown();
 }
 
 /// A driver that trusts no CA (no system roots, no CA file) refuses the test server's
@@ -412,56 +356,145 @@ pub fn https_with_untrusted_certificate_fails_with_invalid_ca<D: Driver>() {
     let pki = TestPki::new();
     let file = FileSpec::new(deterministic_bytes(10 * KIB, 10));
     let server = TestServer::start_tls(vec![Route::file("/secret.bin", file)], &pki);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "https_with_untrusted_certificate_fails_with_invalid_ca",
-    ));
-    let local = dir.path().join("secret.bin");
-
-    let job = new_download_job(
-        &driver,
-        "https_with_untrusted_certificate_fails_with_invalid_ca",
-        &[(&server.url("/secret.bin"), &local)],
+        &server,
+        &["secret.bin"],
     );
-    driver.resume(job).expect("resume");
-    let state = wait_settled(&driver, job, SMALL_TRANSFER);
-    assert_state(&driver, job, state, JobState::Error);
-    let error = info(&driver, job).error.expect("ERROR carries an error");
+
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Error);
+    let error = info(&s.driver, s.job)
+        .error
+        .expect("ERROR carries an error");
     assert_eq!(error.code, ERROR_WINHTTP_SECURE_INVALID_CA, "{error}");
     assert!(
         server.requests().is_empty(),
         "no request went to an untrusted server: {:#?}",
         server.requests()
     );
-    assert!(!local.exists());
+    assert!(!s.locals[0].exists());
 
-    cancel_and_check_nothing_left(&driver, job, dir.path(), None);
-    driver.shutdown();
+    cancel_and_check_nothing_left(&s.driver, s.job, s.dir(), None);
+    s.shutdown();
 }
 
 /// A body sent with `Transfer-Encoding: chunked` (no `Content-Length` on the GET) arrives whole.
 pub fn chunked_response_downloads_completely<D: Driver>() {
     let file = FileSpec::new(deterministic_bytes(300 * KIB + 5, 11)).chunked();
     let server = TestServer::start(vec![Route::file("/chunked.bin", file.clone())]);
-    let dir = tempdir();
-    let driver: D = start_driver(DriverSetup::trusting_nothing(
+    let s = Scenario::<D>::start(
         "chunked_response_downloads_completely",
-    ));
-    let local = dir.path().join("chunked.bin");
-
-    let job = new_download_job(
-        &driver,
-        "chunked_response_downloads_completely",
-        &[(&server.url("/chunked.bin"), &local)],
+        &server,
+        &["chunked.bin"],
     );
-    driver.resume(job).expect("resume");
-    download_and_complete(&driver, job, &[(&local, &file.body)], SMALL_TRANSFER);
-    driver.shutdown();
+
+    s.resume();
+    download_and_complete(
+        &s.driver,
+        s.job,
+        &[(&s.locals[0], &file.body)],
+        SMALL_TRANSFER,
+    );
+    s.shutdown();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared steps.
 
+/// What every scenario starts from: a driver, the destination directory and one download job,
+/// created but not yet resumed. Built by [`Scenario::start`] / [`Scenario::start_trusting`] so
+/// that the scenario's name (job name and RNG seed) is given once.
+struct Scenario<D: Driver> {
+    /// The driver under test.
+    driver: D,
+    /// The job, named after the scenario.
+    job: JobId,
+    /// The job's local names, `dir/<name>` for each name given, in that order.
+    locals: Vec<PathBuf>,
+    /// The destination directory. Deleted on drop, so held until the scenario ends.
+    dir: TempDir,
+    /// The directory of the CA file the driver trusts, if any; held for the same reason, so the
+    /// driver could re-read the file at any time.
+    _ca_dir: Option<TempDir>,
+}
+
+impl<D: Driver> Scenario<D> {
+    /// A driver trusting nothing, seeded from `name`, and a job `name` that downloads each of
+    /// `files` from `server`'s `/<file>` to `<temp dir>/<file>`.
+    fn start(name: &str, server: &TestServer, files: &[&str]) -> Self {
+        Self::build(name, server, None, files)
+    }
+
+    /// As [`Scenario::start`], but the driver trusts `pki`'s CA, written to a file in a temp
+    /// directory of its own (so it never shows in the destination directory).
+    fn start_trusting(name: &str, server: &TestServer, pki: &TestPki, files: &[&str]) -> Self {
+        Self::build(name, server, Some(pki), files)
+    }
+
+    /// The two constructors' common body: directories first, then the driver, then the job.
+    fn build(name: &str, server: &TestServer, pki: Option<&TestPki>, files: &[&str]) -> Self {
+        let dir = tempdir();
+        let (setup, ca_dir) = match pki {
+            Some(pki) => {
+                let ca_dir = tempdir();
+                let setup = DriverSetup::trusting(name, pki.write_ca_pem(ca_dir.path()));
+                (setup, Some(ca_dir))
+            }
+            None => (DriverSetup::trusting_nothing(name), None),
+        };
+        let driver: D = start_driver(setup);
+        let locals: Vec<PathBuf> = files.iter().map(|f| dir.path().join(f)).collect();
+        let urls: Vec<String> = files.iter().map(|f| server.url(&format!("/{f}"))).collect();
+        let pairs: Vec<(&str, &Path)> = urls
+            .iter()
+            .map(String::as_str)
+            .zip(locals.iter().map(PathBuf::as_path))
+            .collect();
+        let job = new_download_job(&driver, name, &pairs);
+        Self {
+            driver,
+            job,
+            locals,
+            dir,
+            _ca_dir: ca_dir,
+        }
+    }
+
+    /// The destination directory.
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `resume`s the job, which must succeed.
+    fn resume(&self) {
+        self.driver.resume(self.job).expect("resume");
+    }
+
+    /// For the scenarios whose server fails the first attempt: sets BITS' minimum retry delay
+    /// (so a retry timer comes within [`RETRIED_TRANSFER`]), resumes, runs the job to settled
+    /// reacting to TRANSIENT_ERROR as `on_transient` says, prints `server`'s request log (shown
+    /// on failure) and asserts the job ended TRANSFERRED.
+    fn transfer_with_retries(&self, server: &TestServer, on_transient: OnTransient) -> Run {
+        self.driver
+            .set_minimum_retry_delay(self.job, MIN_RETRY_DELAY)
+            .expect("set_minimum_retry_delay");
+        self.resume();
+        let run = run_to_settled(&self.driver, self.job, RETRIED_TRANSFER, on_transient);
+        eprintln!("requests:\n{}", server.request_log());
+        assert_state(&self.driver, self.job, run.state, JobState::Transferred);
+        run
+    }
+
+    /// Shuts the driver down, and only then drops the temp directories.
+    fn shutdown(self) {
+        self.driver.shutdown();
+    }
+}
+
+/// A download of `len` bytes (SHA-256 checked rather than compared, as `len` is large), over
+/// HTTPS with a trusted test CA when `tls`.
 fn large_download<D: Driver>(name: &str, len: usize, tls: bool) {
     let file = FileSpec::new(deterministic_bytes(len, 12));
     let expected_hash = sha256_hex(&file.body);
@@ -472,42 +505,38 @@ fn large_download<D: Driver>(name: &str, len: usize, tls: bool) {
     } else {
         TestServer::start(routes)
     };
-    let dir = tempdir();
-    let ca_dir = tempdir();
-    let setup = if tls {
-        DriverSetup::trusting(name, pki.write_ca_pem(ca_dir.path()))
+    let s = if tls {
+        Scenario::<D>::start_trusting(name, &server, &pki, &["large.bin"])
     } else {
-        DriverSetup::trusting_nothing(name)
+        Scenario::<D>::start(name, &server, &["large.bin"])
     };
-    let driver: D = start_driver(setup);
-    let local = dir.path().join("large.bin");
+    let local = &s.locals[0];
 
-    let job = new_download_job(&driver, name, &[(&server.url("/large.bin"), &local)]);
-    driver.resume(job).expect("resume");
-    let state = wait_settled(&driver, job, LARGE_TRANSFER);
-    assert_state(&driver, job, state, JobState::Transferred);
-    let info = info(&driver, job);
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, LARGE_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Transferred);
+    let info = info(&s.driver, s.job);
     assert_eq!(info.progress.bytes_total, len as u64);
     assert_eq!(info.progress.bytes_transferred, len as u64);
     assert_eq!(
-        driver.complete(job).expect("complete"),
+        s.driver.complete(s.job).expect("complete"),
         CompleteOutcome::Complete
     );
-    let state = wait_settled(&driver, job, FINISH);
-    assert_state(&driver, job, state, JobState::Acknowledged);
+    let state = wait_settled(&s.driver, s.job, FINISH);
+    assert_state(&s.driver, s.job, state, JobState::Acknowledged);
     assert!(
         eventually(FINISH, || local.exists()),
         "{} appears after complete",
         local.display()
     );
-    let got = std::fs::read(&local).expect("read the downloaded file");
+    let got = std::fs::read(local).expect("read the downloaded file");
     assert_eq!(got.len(), len, "length");
     assert_eq!(
         sha256_hex(&got),
         expected_hash,
         "SHA-256 of the downloaded file"
     );
-    driver.shutdown();
+    s.shutdown();
 }
 
 /// Waits for TRANSFERRED, checks progress and that only temp files exist, then completes and
@@ -637,6 +666,7 @@ fn parse_open_range(value: &str) -> Option<u64> {
         .ok()
 }
 
-fn tempdir() -> tempfile::TempDir {
+/// A fresh temp directory, deleted when dropped.
+fn tempdir() -> TempDir {
     tempfile::tempdir().expect("create a temp directory")
 }
