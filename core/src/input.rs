@@ -112,6 +112,23 @@ impl Input {
             | Input::FileCommitted { now, .. } => *now,
         }
     }
+
+    /// The same input, carrying `now` instead: for a driver (or a simulation) that records a
+    /// fact when it happens and feeds it later.
+    pub fn at(mut self, at: Timestamp) -> Self {
+        match &mut self {
+            Input::Timeout { now }
+            | Input::Connected { now, .. }
+            | Input::ConnectFailed { now, .. }
+            | Input::Received { now, .. }
+            | Input::Closed { now, .. }
+            | Input::ConnectionFailed { now, .. }
+            | Input::TempOpened { now, .. }
+            | Input::FileFailed { now, .. }
+            | Input::FileCommitted { now, .. } => *now = at,
+        }
+        self
+    }
 }
 
 /// The file action an [`Input::FileFailed`] reports on.

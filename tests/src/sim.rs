@@ -327,9 +327,9 @@ impl Sim {
         if due.is_empty() {
             self.engine.handle(Input::Timeout { now });
         }
-        for (_, _, mut input) in due {
-            set_now(&mut input, now);
-            self.engine.handle(input);
+        for (_, _, input) in due {
+            // Inputs carry the time they are delivered at, not the time they were scheduled.
+            self.engine.handle(input.at(now));
             self.drain();
         }
     }
@@ -643,22 +643,6 @@ fn sim_leaf(name: &str) -> backhaul_core::CertificateDer<'static> {
                 .clone()
         })
         .clone()
-}
-
-/// Inputs carry the time they are delivered at, not the time they were scheduled.
-fn set_now(input: &mut Input, at: Timestamp) {
-    match input {
-        Input::Timeout { now }
-        | Input::Connected { now, .. }
-        | Input::ConnectFailed { now, .. }
-        | Input::Received { now, .. }
-        | Input::Closed { now, .. }
-        | Input::ConnectionFailed { now, .. }
-        | Input::TempOpened { now, .. }
-        | Input::FileFailed { now, .. }
-        | Input::FileCommitted { now, .. } => *now = at,
-        _ => {}
-    }
 }
 
 fn input_conn(input: &Input) -> Option<ConnId> {
