@@ -622,6 +622,7 @@ mod tests {
                 minimum_retry_delay: 10,
                 no_progress_timeout: 300,
                 maximum_download_time: 0,
+                security_flags: Default::default(),
             })
         }
         fn spawn_wait(&self, _: JobId) -> Receiver<Result<JobState, BitsError>> {

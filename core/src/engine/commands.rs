@@ -9,7 +9,9 @@ use crate::codes::{self, HResult};
 use crate::error::BitsError;
 use crate::ids::{FileIndex, JobId};
 use crate::job::file::JobFile;
-use crate::job::{CompleteOutcome, JobPriority, JobState, NotifyFlags, Outcome, Trigger};
+use crate::job::{
+    CompleteOutcome, JobPriority, JobState, NotifyFlags, Outcome, SecurityFlags, Trigger,
+};
 use crate::output::Action;
 
 use super::{Completing, Engine, MIN_RETRY_DELAY_FLOOR};
@@ -264,6 +266,16 @@ impl<'a> JobMut<'a> {
     pub fn set_maximum_download_time(&mut self, secs: u32) -> Result<(), BitsError> {
         self.ensure_not_final()?;
         self.job().rec.maximum_download_time = secs;
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
+    /// `SetSecurityFlags`: BITS' raw `u32` (see [`SecurityFlags`] for the typed form). An
+    /// undefined bit or redirect policy is `E_NOTIMPL` and changes nothing.
+    pub fn set_security_flags(&mut self, flags: u32) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        let flags = SecurityFlags::from_bits(flags)?;
+        self.job().rec.security_flags = flags;
         self.engine.touch(self.id);
         Ok(())
     }

@@ -34,7 +34,9 @@ use crate::ids::{ConnId, JobId};
 use crate::input::Input;
 use crate::job::file::JobFile;
 use crate::job::state::transition;
-use crate::job::{JobPriority, JobState, JobTimes, JobType, NotifyFlags, Outcome, Owner, Trigger};
+use crate::job::{
+    JobPriority, JobState, JobTimes, JobType, NotifyFlags, Outcome, Owner, SecurityFlags, Trigger,
+};
 use crate::output::{Action, JobEvent, Output};
 use crate::time::Timestamp;
 use crate::tls::TrustStore;
@@ -95,6 +97,9 @@ pub struct JobRecord {
     pub(crate) retry_at: Option<Timestamp>,
     /// Time spent CONNECTING or TRANSFERRING since the last resume (MaxDownloadTime).
     pub(crate) download_time_used_ms: u64,
+    /// `SetSecurityFlags`: certificate checks, revocation, redirect policy.
+    #[serde(default)]
+    pub(crate) security_flags: SecurityFlags,
 }
 
 impl JobRecord {
@@ -282,6 +287,7 @@ impl Engine {
             last_progress: now,
             retry_at: None,
             download_time_used_ms: 0,
+            security_flags: SecurityFlags::default(),
         };
         let seq = self.take_seq();
         self.jobs.insert(

@@ -7,7 +7,7 @@ use crate::error::{BitsError, JobError};
 use crate::ids::{FileIndex, JobId};
 use crate::job::{
     FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags, Owner,
-    SIZE_UNKNOWN,
+    SecurityFlags, SIZE_UNKNOWN,
 };
 
 use super::Job;
@@ -53,6 +53,8 @@ pub struct JobInfo {
     pub no_progress_timeout: u32,
     /// `GetMaximumDownloadTime`, seconds.
     pub maximum_download_time: u32,
+    /// `GetSecurityFlags`.
+    pub security_flags: SecurityFlags,
 }
 
 /// One file of a job as the application sees it (`IBackgroundCopyFile`).
@@ -185,6 +187,11 @@ impl<'a> JobView<'a> {
         self.job.rec.maximum_download_time
     }
 
+    /// `GetSecurityFlags`.
+    pub fn security_flags(&self) -> SecurityFlags {
+        self.job.rec.security_flags
+    }
+
     /// Everything at once, owned.
     pub fn info(&self) -> JobInfo {
         JobInfo {
@@ -204,6 +211,7 @@ impl<'a> JobView<'a> {
             minimum_retry_delay: self.minimum_retry_delay(),
             no_progress_timeout: self.no_progress_timeout(),
             maximum_download_time: self.maximum_download_time(),
+            security_flags: self.security_flags(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The job model: types, priorities, notify flags, progress and times, as BITS defines them.
 
 pub(crate) mod file;
+mod security;
 pub mod state;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use crate::codes::{self, HResult};
 use crate::error::BitsError;
 use crate::time::Timestamp;
 
+pub use self::security::{RedirectPolicy, SecurityFlags};
 pub use self::state::{JobState, Outcome, Trigger};
 
 /// `BG_JOB_TYPE`.
