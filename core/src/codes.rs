@@ -103,6 +103,7 @@ codes! {
     BG_S_UNABLE_TO_DELETE_FILES = 0x0020_001A, "completed, but some temporary files could not be deleted";
     BG_S_ERROR_CONTEXT_NONE = 0x0020_0006, "no error context";
     E_NOTIMPL = 0x8000_4001, "not implemented or not a valid value";
+    E_FAIL = 0x8000_4005, "unspecified failure";
     E_INVALIDARG = 0x8007_0057, "an argument is not valid";
     E_ACCESSDENIED = 0x8007_0005, "access denied: the caller does not own the job";
     E_OUTOFMEMORY = 0x8007_000E, "out of memory";
@@ -157,6 +158,7 @@ codes! {
     ERROR_HTTP_REDIRECT_FOUND = 0x8007_012E, "redirect refused by policy (HTTP 302)";
     ERROR_HTTP_REDIRECT_SEE_OTHER = 0x8007_012F, "redirect refused by policy (HTTP 303)";
     ERROR_HTTP_REDIRECT_KEEP_VERB = 0x8007_0133, "redirect refused by policy (HTTP 307)";
+    ERROR_HTTP_REDIRECT_PERMANENT = 0x8007_0134, "redirect refused by policy (HTTP 308)";
     ERROR_FILE_NOT_FOUND = 0x8007_0002, "the system cannot find the file specified";
     ERROR_PATH_NOT_FOUND = 0x8007_0003, "the system cannot find the path specified";
     ERROR_FILE_EXISTS = 0x8007_0050, "the file exists";

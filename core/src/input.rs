@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 
+use crate::codes::HResult;
 use crate::ids::{ConnId, FileIndex, JobId};
 use crate::time::Timestamp;
 
@@ -26,6 +27,17 @@ pub enum Input {
         /// For HTTPS, the certificate chain the server presented, end-entity first, exactly as
         /// received. The driver's TLS verifier decides nothing: core does, on this input.
         peer_certificates: Vec<CertificateDer<'static>>,
+    },
+    /// The application's validation callback answered for `conn`
+    /// ([`Action::ValidateCertificate`](crate::Action::ValidateCertificate)): `Ok` accepts the
+    /// server, `Err(code)` rejects it with that HRESULT.
+    CertificateVerdict {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection waiting for the verdict.
+        conn: ConnId,
+        /// Accept, or reject with a code.
+        verdict: Result<(), HResult>,
     },
     /// A connection could not be opened (resolution, TCP or TLS failed).
     ConnectFailed {
@@ -103,6 +115,7 @@ impl Input {
         match self {
             Input::Timeout { now }
             | Input::Connected { now, .. }
+            | Input::CertificateVerdict { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }
@@ -119,6 +132,7 @@ impl Input {
         match &mut self {
             Input::Timeout { now }
             | Input::Connected { now, .. }
+            | Input::CertificateVerdict { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use rustls_pki_types::CertificateDer;
 
 use crate::error::JobError;
 use crate::ids::{ConnId, FileIndex, JobId};
@@ -49,6 +50,25 @@ pub enum Action {
         conn: ConnId,
         /// The bytes.
         data: Bytes,
+    },
+    /// Ask the application's server-certificate validation callback for a verdict on the
+    /// certificate `conn` presented (the built-in checks have passed; nothing has been sent).
+    /// Report [`Input::CertificateVerdict`](crate::Input::CertificateVerdict).
+    ValidateCertificate {
+        /// The connection waiting for the verdict.
+        conn: ConnId,
+        /// The job whose callback decides.
+        job: JobId,
+        /// The file the connection is for.
+        file: FileIndex,
+        /// The server's host name, as connected to.
+        host: String,
+        /// The server's port.
+        port: u16,
+        /// The end-entity certificate, DER.
+        leaf: CertificateDer<'static>,
+        /// The whole chain as presented, end-entity first, DER.
+        chain: Vec<CertificateDer<'static>>,
     },
     /// Close the connection and forget it. No input about it follows.
     Close {

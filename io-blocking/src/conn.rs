@@ -14,16 +14,17 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use backhaul_core::{ConnId, Input, IoFailure, IoFailureKind, JobEvent};
+use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, tls, Io, ReadBuffer};
+use backhaul_io::{clock, tls, CertificateRequest, Io, ReadBuffer};
 use bytes::Bytes;
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::Msg;
+use crate::{CertificateValidator, Msg};
 
 /// The application's event subscribers.
 pub(crate) type Subscribers = Arc<Mutex<Vec<Sender<JobEvent>>>>;
@@ -31,6 +32,8 @@ pub(crate) type Subscribers = Arc<Mutex<Vec<Sender<JobEvent>>>>;
 /// Connections and event subscribers, as the engine thread's [`Host`](backhaul_io::Host) sees them.
 pub(crate) struct ThreadIo {
     conns: HashMap<ConnId, Arc<Slot>>,
+    /// The applications' certificate validation callbacks, by job.
+    validators: HashMap<JobId, CertificateValidator>,
     inputs: SyncSender<Msg>,
     tls: Arc<ClientConfig>,
     subscribers: Subscribers,
@@ -45,6 +48,7 @@ impl ThreadIo {
     ) -> Self {
         Self {
             conns: HashMap::new(),
+            validators: HashMap::new(),
             inputs,
             tls,
             subscribers,
@@ -57,6 +61,16 @@ impl Drop for ThreadIo {
         for slot in self.conns.values() {
             slot.close();
         }
+    }
+}
+
+impl ThreadIo {
+    /// Holds (or drops) the job's validation callback; core has accepted the change.
+    pub(crate) fn set_validator(&mut self, job: JobId, validator: Option<CertificateValidator>) {
+        match validator {
+            Some(validator) => self.validators.insert(job, validator),
+            None => self.validators.remove(&job),
+        };
     }
 }
 
@@ -98,7 +112,35 @@ impl Io for ThreadIo {
     }
 
     fn publish(&mut self, event: JobEvent) {
+        if let JobEvent::StateChanged { job, to, .. } = event {
+            if to.is_final() {
+                self.validators.remove(&job);
+            }
+        }
         lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    fn validate_certificate(&mut self, request: CertificateRequest) {
+        let inputs = self.inputs.clone();
+        let validator = self.validators.get(&request.job).cloned();
+        // A thread of its own: the callback may block (ask a user, query a service), and the
+        // engine thread must go on serving other jobs meanwhile.
+        let spawned = std::thread::Builder::new()
+            .name(format!("backhaul-validate-{}", request.job))
+            .spawn(move || {
+                let verdict = match validator {
+                    // A panicking callback rejects instead of stranding the connection.
+                    Some(validator) => {
+                        std::panic::catch_unwind(AssertUnwindSafe(|| validator(&request)))
+                            .unwrap_or(Err(codes::E_FAIL))
+                    }
+                    None => Err(codes::BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED),
+                };
+                let _ = inputs.send(Msg::Input(request.verdict(verdict)));
+            });
+        if let Err(err) = spawned {
+            tracing::error!("cannot start a thread for the certificate callback: {err}");
+        }
     }
 }
 

@@ -18,12 +18,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use backhaul_core::{
-    BitsError, CompleteOutcome, Engine, FileIndex, Input, JobEvent, JobId, JobInfo, JobPriority,
-    JobState, JobType,
+    BitsError, CompleteOutcome, Engine, FileIndex, HResult, Input, JobEvent, JobId, JobInfo,
+    JobPriority, JobState, JobType,
 };
 use backhaul_io::{Command, Host};
 
-pub use backhaul_io::{DriverConfig, DriverError};
+pub use backhaul_io::{CertificateRequest, DriverConfig, DriverError};
+
+/// The application's server-certificate validation callback on threads: accepts (`Ok(())`)
+/// or rejects with a failure HRESULT. It runs on a thread of its own and may block.
+pub type CertificateValidator =
+    Arc<dyn Fn(&CertificateRequest) -> Result<(), HResult> + Send + Sync>;
 
 use crate::conn::{lock, Subscribers, ThreadIo};
 
@@ -175,6 +180,41 @@ impl Manager {
     /// `SetMaximumDownloadTime`, seconds.
     pub fn set_maximum_download_time(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
         self.call(move |e| e.job_mut(job)?.set_maximum_download_time(secs))?
+    }
+
+    /// `SetServerCertificateValidationInterface`: `Some` registers the job's callback (asked
+    /// after the built-in checks pass, before any request byte), `None` removes it. Only while
+    /// the job is SUSPENDED (or in ERROR), else `BG_E_READ_ONLY_WHEN_JOB_ACTIVE`. The callback
+    /// is never persisted: after a restart, register it again.
+    pub fn set_server_certificate_validation(
+        &self,
+        job: JobId,
+        validator: Option<CertificateValidator>,
+    ) -> Result<(), BitsError> {
+        let (reply, result) = mpsc::sync_channel(1);
+        let command: Command<ThreadIo> = Box::new(move |host, io| {
+            let registered = validator.is_some();
+            let done = host.call(io, |host| {
+                host.engine_mut()
+                    .job_mut(job)?
+                    .set_server_certificate_validation(registered)
+            });
+            if done.is_ok() {
+                io.set_validator(job, validator);
+            }
+            let _ = reply.send(done);
+        });
+        self.inner
+            .messages
+            .send(Msg::Call(command))
+            .map_err(|_| DriverError::Stopped)?;
+        result.recv().map_err(|_| DriverError::Stopped)?
+    }
+
+    /// `SetSecurityFlags` (see [`backhaul_core::job::SecurityFlags`] for the bits and a typed
+    /// builder): `E_NOTIMPL` for an undefined bit or redirect policy.
+    pub fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_security_flags(flags))?
     }
 
     /// Everything about the job now.

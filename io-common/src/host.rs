@@ -26,6 +26,7 @@ use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
 use crate::tls::load_trust_anchors;
+use crate::validation::CertificateRequest;
 
 /// What differs between drivers: connections and how events reach the application.
 pub trait Io {
@@ -45,6 +46,11 @@ pub trait Io {
     fn close(&mut self, conn: ConnId);
     /// Hand an event to the application's subscribers.
     fn publish(&mut self, event: JobEvent);
+    /// `Action::ValidateCertificate`: run the job's validation callback off the engine's
+    /// thread or task and feed [`CertificateRequest::verdict`] back as an input. A job with no
+    /// callback held by the driver is answered with
+    /// `BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED` at once.
+    fn validate_certificate(&mut self, request: CertificateRequest);
 }
 
 /// Told the job's state once it is settled (see [`JobState::is_settled`]).
@@ -305,6 +311,26 @@ impl Host {
                 if let Err(err) = self.store.delete(job) {
                     tracing::warn!("cannot forget job {job} in the store: {err}");
                 }
+                None
+            }
+            Action::ValidateCertificate {
+                conn,
+                job,
+                file,
+                host,
+                port,
+                leaf,
+                chain,
+            } => {
+                io.validate_certificate(CertificateRequest {
+                    job,
+                    file,
+                    host,
+                    port,
+                    leaf,
+                    chain,
+                    conn,
+                });
                 None
             }
             other => {

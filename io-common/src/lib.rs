@@ -22,8 +22,10 @@ mod host;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tls;
+mod validation;
 
 pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
 pub use crate::files::{check_local_name, TempFiles};
 pub use crate::host::{Command, Host, Io, Waiter};
+pub use crate::validation::CertificateRequest;

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use backhaul_core::{ConnId, Input, IoFailure, JobEvent};
+use backhaul_core::{codes, ConnId, Input, IoFailure, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, make_room, tls, Io};
+use backhaul_io::{clock, make_room, tls, CertificateRequest, Io};
 use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -20,9 +20,13 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
+use crate::CertificateValidator;
+
 /// Connections and event subscribers, as the engine task's [`Host`](backhaul_io::Host) sees them.
 pub(crate) struct TokioIo {
     conns: HashMap<ConnId, Conn>,
+    /// The applications' certificate validation callbacks, by job.
+    validators: HashMap<JobId, CertificateValidator>,
     inputs: mpsc::Sender<Input>,
     tls: Arc<ClientConfig>,
     events: broadcast::Sender<JobEvent>,
@@ -49,10 +53,21 @@ impl TokioIo {
     ) -> Self {
         Self {
             conns: HashMap::new(),
+            validators: HashMap::new(),
             inputs,
             tls,
             events,
         }
+    }
+}
+
+impl TokioIo {
+    /// Holds (or drops) the job's validation callback; core has accepted the change.
+    pub(crate) fn set_validator(&mut self, job: JobId, validator: Option<CertificateValidator>) {
+        match validator {
+            Some(validator) => self.validators.insert(job, validator),
+            None => self.validators.remove(&job),
+        };
     }
 }
 
@@ -84,7 +99,29 @@ impl Io for TokioIo {
     }
 
     fn publish(&mut self, event: JobEvent) {
+        if let JobEvent::StateChanged { job, to, .. } = event {
+            if to.is_final() {
+                self.validators.remove(&job);
+            }
+        }
         let _ = self.events.send(event); // no subscriber is fine
+    }
+
+    fn validate_certificate(&mut self, request: CertificateRequest) {
+        let inputs = self.inputs.clone();
+        let Some(validator) = self.validators.get(&request.job).cloned() else {
+            let verdict = Err(codes::BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED);
+            tokio::spawn(async move { inputs.send(request.verdict(verdict)).await });
+            return;
+        };
+        tokio::spawn(async move {
+            // Its own task, so that a panicking callback rejects instead of stranding the
+            // connection until its timeout.
+            let verdict = tokio::spawn(validator(request.clone()))
+                .await
+                .unwrap_or(Err(codes::E_FAIL));
+            let _ = inputs.send(request.verdict(verdict)).await;
+        });
     }
 }
 

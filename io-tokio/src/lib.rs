@@ -14,17 +14,49 @@
 
 mod conn;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use backhaul_core::{
-    BitsError, CompleteOutcome, Engine, FileIndex, Input, JobEvent, JobId, JobInfo, JobPriority,
-    JobState, JobType,
+    BitsError, CompleteOutcome, Engine, FileIndex, HResult, Input, JobEvent, JobId, JobInfo,
+    JobPriority, JobState, JobType,
 };
 use backhaul_io::{Command, Host};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-pub use backhaul_io::{DriverConfig, DriverError};
+pub use backhaul_io::{CertificateRequest, DriverConfig, DriverError};
+
+/// The application's server-certificate validation callback on tokio: an async function of
+/// the [`CertificateRequest`] that accepts (`Ok(())`) or rejects with a failure HRESULT. Make
+/// one with [`certificate_validator`].
+pub type CertificateValidator = Arc<
+    dyn Fn(CertificateRequest) -> Pin<Box<dyn Future<Output = Result<(), HResult>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Wraps an async closure as a [`CertificateValidator`].
+///
+/// ```
+/// use backhaul_tokio::certificate_validator;
+///
+/// let pinned = [0u8; 32];
+/// let _validator = certificate_validator(move |request| async move {
+///     use sha2::Digest;
+///     let hash: [u8; 32] = sha2::Sha256::digest(request.leaf.as_ref()).into();
+///     if hash == pinned { Ok(()) } else { Err(backhaul_core::codes::E_ACCESSDENIED) }
+/// });
+/// ```
+pub fn certificate_validator<F, Fut>(f: F) -> CertificateValidator
+where
+    F: Fn(CertificateRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HResult>> + Send + 'static,
+{
+    Arc::new(move |request| Box::pin(f(request)))
+}
 
 use crate::conn::TokioIo;
 
@@ -171,6 +203,41 @@ impl Manager {
     /// `SetMaximumDownloadTime`, seconds.
     pub async fn set_maximum_download_time(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
         self.call(move |e| e.job_mut(job)?.set_maximum_download_time(secs))
+            .await?
+    }
+
+    /// `SetServerCertificateValidationInterface`: `Some` registers the job's callback (asked
+    /// after the built-in checks pass, before any request byte), `None` removes it. Only while
+    /// the job is SUSPENDED (or in ERROR), else `BG_E_READ_ONLY_WHEN_JOB_ACTIVE`. The callback
+    /// is never persisted: after a restart, register it again.
+    pub async fn set_server_certificate_validation(
+        &self,
+        job: JobId,
+        validator: Option<CertificateValidator>,
+    ) -> Result<(), BitsError> {
+        let (reply, result) = oneshot::channel();
+        let command: Command<TokioIo> = Box::new(move |host, io| {
+            let registered = validator.is_some();
+            let done = host.call(io, |host| {
+                host.engine_mut()
+                    .job_mut(job)?
+                    .set_server_certificate_validation(registered)
+            });
+            if done.is_ok() {
+                io.set_validator(job, validator);
+            }
+            let _ = reply.send(done);
+        });
+        self.commands
+            .send(Msg::Call(command))
+            .map_err(|_| DriverError::Stopped)?;
+        result.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// `SetSecurityFlags` (see [`backhaul_core::job::SecurityFlags`] for the bits and a typed
+    /// builder): `E_NOTIMPL` for an undefined bit or redirect policy.
+    pub async fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_security_flags(flags))
             .await?
     }
 

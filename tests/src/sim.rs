@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backhaul_core::{
-    Action, Config, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, IoFailureKind, JobEvent,
-    JobId, JobState, Output, Owner, Timestamp,
+    Action, Config, ConnId, Engine, FileIndex, FileOp, HResult, Input, IoFailure, IoFailureKind,
+    JobEvent, JobId, JobState, Output, Owner, Timestamp,
 };
 use bytes::Bytes;
 
@@ -126,6 +126,10 @@ pub struct Sim {
     pub fail_writes: Option<IoFailureKind>,
     /// Directories that exist (files may only be created in these).
     pub dirs: Vec<PathBuf>,
+    /// The app's certificate callback's answers, in order; `Ok` once they run out.
+    pub verdicts: VecDeque<Result<(), HResult>>,
+    /// Every question to the certificate callback: (job, host, port).
+    pub validations: Vec<(JobId, String, u16)>,
     now: Timestamp,
     rng: u64,
     latency: Duration,
@@ -161,6 +165,8 @@ impl Sim {
             persists: 0,
             fail_writes: None,
             dirs: vec![PathBuf::from("/dl")],
+            verdicts: VecDeque::new(),
+            validations: Vec::new(),
             now: START,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
@@ -535,6 +541,17 @@ impl Sim {
                 self.files.remove(&path);
             }
             Action::Persist { .. } | Action::Forget { .. } => self.persists += 1,
+            Action::ValidateCertificate {
+                conn,
+                job,
+                host,
+                port,
+                ..
+            } => {
+                self.validations.push((job, host, port));
+                let verdict = self.verdicts.pop_front().unwrap_or(Ok(()));
+                self.later(Input::CertificateVerdict { now, conn, verdict });
+            }
             other => panic!("the simulation does not know {other:?}"),
         }
     }
@@ -651,7 +668,8 @@ fn input_conn(input: &Input) -> Option<ConnId> {
         | Input::ConnectFailed { conn, .. }
         | Input::Received { conn, .. }
         | Input::Closed { conn, .. }
-        | Input::ConnectionFailed { conn, .. } => Some(*conn),
+        | Input::ConnectionFailed { conn, .. }
+        | Input::CertificateVerdict { conn, .. } => Some(*conn),
         _ => None,
     }
 }

@@ -280,6 +280,33 @@ impl<'a> JobMut<'a> {
         Ok(())
     }
 
+    /// `SetServerCertificateValidationInterface`: the driver registered (`true`) or removed
+    /// (`false`) the app's callback for this job. Only while the job is not active (SUSPENDED
+    /// or ERROR), else `BG_E_READ_ONLY_WHEN_JOB_ACTIVE`. Each call clears the accepted-server
+    /// cache; the last call wins. Drivers call this; applications use the driver's method,
+    /// which also holds the callback.
+    pub fn set_server_certificate_validation(&mut self, registered: bool) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        let state = self.state();
+        if !matches!(state, JobState::Suspended | JobState::Error) {
+            return Err(BitsError::new(
+                codes::BG_E_READ_ONLY_WHEN_JOB_ACTIVE,
+                format!(
+                    "the job is {state}: the certificate validation callback can only be set \
+                     while it is SUSPENDED (or in ERROR)"
+                ),
+            ));
+        }
+        let job = self.job();
+        job.rec.wants_certificate_validation = registered;
+        job.validation.registered = registered;
+        job.validation.accepted.clear();
+        // Connections the old callback accepted are not accepted by the new one.
+        self.engine.drop_private_idle_conns(self.id);
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
     fn job(&mut self) -> &mut super::Job {
         // Invariant: a JobMut is only made for a job that exists, and jobs are never removed.
         self.engine

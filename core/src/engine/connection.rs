@@ -30,12 +30,26 @@ pub(crate) struct Origin {
     pub(super) port: u16,
 }
 
+/// What else must match before an idle connection is reused: the checks its certificate
+/// passed. A connection accepted under one job's ignore flags, or by one job's validation
+/// callback, must never carry another job's request that would not have accepted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolTag {
+    /// The `BG_SSL_*` bits the certificate was judged under (0 for plain HTTP).
+    pub(super) ssl_flags: u32,
+    /// The job whose validation callback accepted the certificate, if one did.
+    pub(super) private_to: Option<JobId>,
+}
+
 /// A connection the engine asked for.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(super) origin: Origin,
+    pub(super) tag: PoolTag,
     pub(super) parser: ResponseParser,
     pub(super) user: ConnUser,
+    /// SHA-256 of the leaf certificate while the app's callback decides on it.
+    pub(super) verdict_pending: Option<[u8; 32]>,
     /// Connect timeout, receive timeout, or idle expiry, depending on `user`.
     pub(crate) deadline: Timestamp,
 }
@@ -64,10 +78,11 @@ impl Engine {
                 );
             }
         };
+        let tag = self.pool_tag(id, &origin);
         let idle = self
             .conns
             .iter()
-            .find(|(_, c)| c.user == ConnUser::Idle && c.origin == origin)
+            .find(|(_, c)| c.user == ConnUser::Idle && c.origin == origin && c.tag == tag)
             .map(|(id, _)| *id);
         let now = self.now;
         if let Some(conn) = idle {
@@ -86,8 +101,10 @@ impl Engine {
             conn,
             Conn {
                 origin: origin.clone(),
+                tag,
                 parser: ResponseParser::new(limits),
                 user: ConnUser::Connecting(id),
+                verdict_pending: None,
                 deadline: now.saturating_add(self.config.connect_timeout),
             },
         );
@@ -118,7 +135,14 @@ impl Engine {
                 return self.fail(id, error, Severity::Fatal, None);
             }
         }
-        let c = self.conns.get_mut(&conn).expect("checked above");
+        self.certificate_checked(id, conn, chain);
+    }
+
+    /// Every check on `conn` has passed: it carries the job's request from now on.
+    pub(super) fn start_request(&mut self, id: JobId, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         c.user = ConnUser::Busy(id);
         self.send_request(id, conn);
     }
@@ -329,7 +353,7 @@ impl Engine {
         let idle_same_origin = self
             .conns
             .values()
-            .filter(|o| o.user == ConnUser::Idle && o.origin == c.origin)
+            .filter(|o| o.user == ConnUser::Idle && o.origin == c.origin && o.tag == c.tag)
             .count();
         if reusable
             && c.parser.is_idle()
@@ -340,6 +364,33 @@ impl Engine {
             c.deadline =
                 Timestamp::from_millis(now.as_millis().saturating_add(IDLE_CONNECTION_TIMEOUT_MS));
         } else {
+            self.drop_conn(conn);
+        }
+    }
+
+    /// The pool tag of a connection for job `id` to `origin`.
+    fn pool_tag(&self, id: JobId, origin: &Origin) -> PoolTag {
+        let Some(job) = self.jobs.get(&id).filter(|_| origin.https) else {
+            return PoolTag {
+                ssl_flags: 0,
+                private_to: None,
+            };
+        };
+        PoolTag {
+            ssl_flags: job.rec.security_flags.ssl_bits(),
+            private_to: job.rec.wants_certificate_validation.then_some(id),
+        }
+    }
+
+    /// Closes the idle connections only `id` may reuse (its callback accepted them).
+    pub(super) fn drop_private_idle_conns(&mut self, id: JobId) {
+        let private: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.user == ConnUser::Idle && c.tag.private_to == Some(id))
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in private {
             self.drop_conn(conn);
         }
     }

@@ -18,6 +18,7 @@ mod failure;
 mod response;
 mod schedule;
 mod transfer;
+mod validation;
 mod view;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -46,6 +47,7 @@ pub use self::view::{FileInfo, JobInfo, JobView};
 
 use self::connection::Conn;
 use self::transfer::Fetch;
+use self::validation::Validation;
 
 /// BITS' floor for MinimumRetryDelay, in seconds.
 const MIN_RETRY_DELAY_FLOOR: u32 = 5;
@@ -100,6 +102,10 @@ pub struct JobRecord {
     /// `SetSecurityFlags`: certificate checks, revocation, redirect policy.
     #[serde(default)]
     pub(crate) security_flags: SecurityFlags,
+    /// The app registered a server-certificate validation callback (the callback itself is
+    /// never persisted: after a restart the app registers it again).
+    #[serde(default)]
+    pub(crate) wants_certificate_validation: bool,
 }
 
 impl JobRecord {
@@ -127,6 +133,8 @@ pub(crate) struct Job {
     pub(crate) last_modification_event: Option<Timestamp>,
     /// Bytes written since the last `Persist`.
     pub(crate) bytes_since_persist: u64,
+    /// The certificate validation callback's registration and accepted servers.
+    pub(crate) validation: Validation,
 }
 
 /// Progress of `complete`: commits not yet reported, and whether one failed.
@@ -190,6 +198,9 @@ impl Engine {
                 peer_certificates,
                 ..
             } => self.handle_connected(conn, peer_certificates),
+            Input::CertificateVerdict { conn, verdict, .. } => {
+                self.handle_certificate_verdict(conn, verdict)
+            }
             Input::ConnectFailed { conn, error, .. } => self.handle_connect_failed(conn, error),
             Input::Received { conn, data, .. } => self.handle_received(conn, data),
             Input::Closed { conn, .. } => self.handle_closed(conn),
@@ -288,6 +299,7 @@ impl Engine {
             retry_at: None,
             download_time_used_ms: 0,
             security_flags: SecurityFlags::default(),
+            wants_certificate_validation: false,
         };
         let seq = self.take_seq();
         self.jobs.insert(
@@ -301,6 +313,7 @@ impl Engine {
                 completing: None,
                 last_modification_event: None,
                 bytes_since_persist: 0,
+                validation: Validation::default(),
             },
         );
         self.push_action(Action::Persist { job: id });

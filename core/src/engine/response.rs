@@ -3,12 +3,13 @@
 //! follow.
 
 use bytes::Bytes;
+use url::Url;
 
 use crate::codes::{self, HResult};
 use crate::error::Severity;
 use crate::http::{BodyFraming, ContentRange, ResponseEvent, ResponseHead};
 use crate::ids::{ConnId, JobId};
-use crate::job::{JobState, NotifyFlags, Trigger};
+use crate::job::{JobState, NotifyFlags, RedirectPolicy, Trigger};
 use crate::output::{Action, JobEvent};
 
 use super::transfer::{remote_error, Phase};
@@ -92,7 +93,7 @@ impl Engine {
                 }
             }
             416 if fetch.range_start > 0 => self.restart_file(id, conn),
-            301 | 302 | 303 | 307 | 308 => self.follow_redirect(id, conn, &head),
+            300..=303 | 307 | 308 => self.follow_redirect(id, conn, &head),
             s if is_transient_status(s) => {
                 let retry_after = head.retry_after(now);
                 let error = remote_error(
@@ -145,42 +146,59 @@ impl Engine {
         self.connect_or_reuse(id);
     }
 
+    /// A 3xx with a Location, under the job's redirect policy (`SetSecurityFlags`): follow it
+    /// (ALLOW_SILENT), follow it and rename the file's remote name (ALLOW_REPORT), or fail
+    /// with `HRESULT_FROM_WIN32(status)` and the remote name set to the target (DISALLOW).
     pub(super) fn follow_redirect(&mut self, id: JobId, conn: ConnId, head: &ResponseHead) {
         self.drop_conn(conn);
         let max_redirects = self.config.max_redirects;
-        let Some(fetch) = self.fetch_mut(id) else {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let flags = job.rec.security_flags;
+        let Some(fetch) = job.fetch.as_mut() else {
             return;
         };
         fetch.conn = None;
         let from = fetch.url.clone();
         let refuse = |why: String| remote_error(codes::ERROR_WINHTTP_REDIRECT_FAILED, why);
-        let Some(location) = head.location() else {
-            return self.fail(
-                id,
-                refuse(format!("{from} redirected without a Location")),
-                Severity::Fatal,
-                None,
+        let target = redirect_target(&from, head);
+        let file = &mut job.rec.files[fetch.file as usize];
+        if flags.redirect_policy() == RedirectPolicy::Disallow {
+            let to = match &target {
+                Ok(target) => {
+                    // BITS: the remote name becomes the redirect target, so the app sees where
+                    // it led. Nothing learned about the old name applies to the new one.
+                    file.remote = target.clone();
+                    file.reset_version();
+                    target.to_string()
+                }
+                Err(why) => why.clone(),
+            };
+            let why = format!(
+                "{from} redirected ({} {}): {to}; the job's redirect policy is DISALLOW",
+                head.status, head.reason
             );
+            let code = disallowed_redirect_code(head.status);
+            return self.fail(id, remote_error(code, why), Severity::Fatal, None);
+        }
+        let target = match target {
+            Ok(target) => target,
+            Err(why) => return self.fail(id, refuse(why), Severity::Fatal, None),
         };
-        let target = match from.join(location) {
-            Ok(mut target) => {
-                target.set_fragment(None);
-                target
-            }
-            Err(e) => {
-                let why = format!("{from} redirected to an invalid Location {location:?}: {e}");
-                return self.fail(id, refuse(why), Severity::Fatal, None);
-            }
-        };
-        let why = if !matches!(target.scheme(), "http" | "https") {
+        let why = if from.scheme() == "https"
+            && target.scheme() == "http"
+            && !flags.allow_https_to_http()
+        {
             Some(format!(
-                "{from} redirected to {target}: only http and https are followed"
+                "{from} redirected from HTTPS to HTTP ({target}) and the job does not allow it \
+                 (BG_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP)"
             ))
-        } else if !target.username().is_empty() || target.password().is_some() {
-            Some(format!("{from} redirected to a URL carrying credentials"))
-        } else if from.scheme() == "https" && target.scheme() == "http" {
-            Some(format!("{from} redirected from HTTPS to HTTP ({target})"))
-        } else if fetch.redirects >= max_redirects {
+        } else if fetch.chain.contains(&target) {
+            Some(format!(
+                "{from} redirected back to {target}: a redirect loop"
+            ))
+        } else if fetch.chain.len() > max_redirects as usize {
             Some(format!("{from}: more than {max_redirects} redirects"))
         } else {
             None
@@ -188,7 +206,15 @@ impl Engine {
         if let Some(why) = why {
             return self.fail(id, refuse(why), Severity::Fatal, None);
         }
-        fetch.redirects += 1;
+        if flags.redirect_policy() == RedirectPolicy::AllowReport {
+            // The file's remote name becomes the target (GetRemoteName shows it), so retries
+            // and resumes go straight there.
+            file.remote = target.clone();
+            job.rec.times.modification = self.now;
+            self.push_action(Action::Persist { job: id });
+        }
+        let fetch = self.fetch_mut(id).expect("checked above");
+        fetch.chain.push(target.clone());
         fetch.url = target;
         self.connect_or_reuse(id);
     }
@@ -302,4 +328,37 @@ fn same_validator(recorded: Option<&str>, offered: Option<&str>) -> bool {
         // If-Range already made the server check; a 206 without an ETag is trusted.
         _ => true,
     }
+}
+
+/// Where a 3xx points: its Location resolved against the request URL (fragment dropped), when
+/// it is an http(s) URL without userinfo. `Err` explains why it cannot be followed.
+fn redirect_target(from: &Url, head: &ResponseHead) -> Result<Url, String> {
+    let Some(location) = head.location() else {
+        return Err(format!(
+            "{from} answered {} without a Location",
+            head.status
+        ));
+    };
+    let mut target = from
+        .join(location)
+        .map_err(|e| format!("{from} redirected to an invalid Location {location:?}: {e}"))?;
+    target.set_fragment(None);
+    if !matches!(target.scheme(), "http" | "https") {
+        return Err(format!(
+            "{from} redirected to {target}: only http and https are followed"
+        ));
+    }
+    if !target.username().is_empty() || target.password().is_some() {
+        return Err(format!("{from} redirected to a URL carrying credentials"));
+    }
+    if target.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{from} redirected to {target}, which has no host"));
+    }
+    Ok(target)
+}
+
+/// BITS' error for a redirect under DISALLOW: `HRESULT_FROM_WIN32(HTTP_STATUS_*)`, i.e. the
+/// status itself as a Win32 code (300 → 0x8007012C … 308 → 0x80070134).
+fn disallowed_redirect_code(status: u16) -> HResult {
+    HResult::from_win32(u32::from(status))
 }

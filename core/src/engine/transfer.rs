@@ -29,7 +29,9 @@ pub(crate) struct Fetch {
     pub(crate) file: FileIndex,
     /// Where the request goes (after redirects).
     pub(super) url: Url,
-    pub(super) redirects: u32,
+    /// Every URL requested in the current redirect chain, the file's own first: a Location
+    /// among them is a loop.
+    pub(super) chain: Vec<Url>,
     pub(super) restarts: u32,
     pub(super) temp_name_tries: u32,
     pub(super) phase: Phase,
@@ -65,8 +67,8 @@ impl Engine {
         let index = FileIndex::try_from(index).unwrap_or(FileIndex::MAX);
         job.fetch = Some(Fetch {
             file: index,
+            chain: vec![url.clone()],
             url,
-            redirects: 0,
             restarts: 0,
             temp_name_tries: 0,
             phase: Phase::OpeningTemp,

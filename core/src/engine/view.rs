@@ -192,6 +192,17 @@ impl<'a> JobView<'a> {
         self.job.rec.security_flags
     }
 
+    /// Whether the job wants a server-certificate validation callback, and whether one is
+    /// registered now: `(wants, registered)`. After a restart a job can want one that is not
+    /// registered; its HTTPS transfers then stop with
+    /// `BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED`.
+    pub fn certificate_validation(&self) -> (bool, bool) {
+        (
+            self.job.rec.wants_certificate_validation,
+            self.job.validation.registered,
+        )
+    }
+
     /// Everything at once, owned.
     pub fn info(&self) -> JobInfo {
         JobInfo {

@@ -73,6 +73,11 @@ impl SecurityFlags {
         self.0
     }
 
+    /// The `BG_SSL_*` bits alone: what a certificate is judged under.
+    pub fn ssl_bits(self) -> u32 {
+        self.0 & Self::SSL_BITS
+    }
+
     /// Whether revocation is checked (`BG_SSL_ENABLE_CRL_CHECK`).
     pub fn crl_check(self) -> bool {
         self.has(Self::ENABLE_CRL_CHECK)
