@@ -5,6 +5,7 @@
 //! 130 interrupted by Ctrl+C.
 
 mod report;
+mod security;
 mod transfer;
 
 use std::ffi::OsString;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use backhaul_core::job::RedirectPolicy;
 use backhaul_core::JobPriority;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
@@ -84,6 +86,26 @@ struct TransferArgs {
     #[arg(long, value_name = "NAME", default_value = "backhaul transfer")]
     display_name: String,
 
+    /// BITS' SetSecurityFlags: a number (e.g. 0x0005) or names separated by commas: crl,
+    /// ignore-cn, ignore-date, ignore-unknown-ca, ignore-wrong-usage.
+    #[arg(long, value_name = "FLAGS", value_parser = security::parse_security_flags, default_value = "0")]
+    security_flags: u32,
+
+    /// What a redirect does: follow it (silent, the default), follow it and rename the file's
+    /// remote name to the final URL (report), or fail the job (disallow).
+    #[arg(long, value_name = "POLICY", value_parser = redirect_policy_parser())]
+    redirect_policy: Option<RedirectPolicy>,
+
+    /// Follow a redirect from https to http (refused by default).
+    #[arg(long)]
+    allow_https_to_http: bool,
+
+    /// Accept an HTTPS server only when its leaf certificate's SHA-256 (64 hex digits, `:`
+    /// allowed) is one of these (repeatable). Built on the certificate validation callback;
+    /// runs after the usual checks, which --security-flags can relax.
+    #[arg(long = "pin-sha256", value_name = "HEX", value_parser = security::parse_pin)]
+    pins: Vec<[u8; 32]>,
+
     /// Print one JSON object on stdout at the end: job id, final state, each file (url, dest,
     /// bytes) and, on failure, the error (context, code, hresult, message). Printed even with -q.
     #[arg(long)]
@@ -92,6 +114,12 @@ struct TransferArgs {
     /// No progress bar and no output but errors.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `--redirect-policy`: the three names, parsed by core's `RedirectPolicy::from_str`.
+fn redirect_policy_parser() -> impl TypedValueParser<Value = RedirectPolicy> {
+    PossibleValuesParser::new(["silent", "report", "disallow"])
+        .try_map(|s| s.parse::<RedirectPolicy>())
 }
 
 /// `--priority`: the four names, parsed by core's `JobPriority::from_str`.
@@ -103,7 +131,15 @@ fn priority_parser() -> impl TypedValueParser<Value = JobPriority> {
 impl TransferArgs {
     /// The request, once the URL/DEST list has the right shape.
     fn into_request(self) -> Result<transfer::Request, clap::Error> {
+        let security_flags = security::fold_security_flags(
+            self.security_flags,
+            self.redirect_policy,
+            self.allow_https_to_http,
+        )
+        .map_err(|why| usage_error(format!("--security-flags: {why}")))?;
         Ok(transfer::Request {
+            security_flags,
+            pins: self.pins,
             runtime: self.runtime,
             pairs: pairs(self.pairs)?,
             display_name: self.display_name,
@@ -117,17 +153,24 @@ impl TransferArgs {
     }
 }
 
+/// `transfer`'s clap command, to word usage errors found after parsing.
+fn transfer_command() -> clap::Command {
+    Cli::command()
+        .find_subcommand_mut("transfer")
+        .expect("transfer is a subcommand")
+        .clone()
+        .bin_name("backhaul transfer")
+}
+
+/// A usage error (exit 2) of `transfer` found after parsing.
+fn usage_error(message: String) -> clap::Error {
+    transfer_command().error(ErrorKind::ValueValidation, message)
+}
+
 /// Split `URL DEST URL DEST …` into pairs: an odd count, or a URL that is not UTF-8, is a
 /// usage error (exit 2) before any job exists.
 fn pairs(args: Vec<OsString>) -> Result<Vec<(String, PathBuf)>, clap::Error> {
-    let usage = |message: String| {
-        Cli::command()
-            .find_subcommand_mut("transfer")
-            .expect("transfer is a subcommand")
-            .clone()
-            .bin_name("backhaul transfer")
-            .error(ErrorKind::WrongNumberOfValues, message)
-    };
+    let usage = |message: String| transfer_command().error(ErrorKind::WrongNumberOfValues, message);
     if !args.len().is_multiple_of(2) {
         let last = args
             .last()

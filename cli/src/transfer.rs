@@ -11,11 +11,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use backhaul_core::{
-    codes, BitsError, CompleteOutcome, FileIndex, FileInfo, JobId, JobInfo, JobPriority, JobState,
-    JobType, SIZE_UNKNOWN,
+    codes, BitsError, CompleteOutcome, ErrorContext, FileIndex, FileInfo, JobId, JobInfo,
+    JobPriority, JobState, JobType, SIZE_UNKNOWN,
 };
 
 use crate::report::{describe_pair, Failure, FailureKind, Outcome, Progress};
+use crate::security::pin_verdict;
 
 /// How often the job is polled for the progress bar (and Ctrl+C is checked).
 const POLL: Duration = Duration::from_millis(200);
@@ -46,6 +47,10 @@ pub(crate) struct Request {
     pub(crate) retry_delay: u32,
     /// `SetNoProgressTimeout`, seconds.
     pub(crate) no_progress_timeout: u32,
+    /// `SetSecurityFlags`, already checked.
+    pub(crate) security_flags: u32,
+    /// SHA-256 pins of acceptable leaf certificates (empty: no pinning callback).
+    pub(crate) pins: Vec<[u8; 32]>,
     /// Print one JSON object on stdout at the end.
     pub(crate) json: bool,
     /// No progress bar, no output but errors.
@@ -92,6 +97,10 @@ pub(crate) trait Backend: Sized {
     fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
     /// `SetNoProgressTimeout`.
     fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
+    /// `SetSecurityFlags`.
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError>;
+    /// Register a validation callback accepting only leaf certificates with these SHA-256s.
+    fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError>;
     /// `Resume`.
     fn resume(&self, job: JobId) -> Result<(), BitsError>;
     /// `Cancel`.
@@ -164,6 +173,16 @@ fn setup_and_wait<B: Backend>(
     backend
         .set_no_progress_timeout(job, request.no_progress_timeout)
         .map_err(|e| usage(e, "--no-progress-timeout"))?;
+    if request.security_flags != 0 {
+        backend
+            .set_security_flags(job, request.security_flags)
+            .map_err(|e| usage(e, "--security-flags"))?;
+    }
+    if !request.pins.is_empty() {
+        backend
+            .pin_certificates(job, request.pins.clone())
+            .map_err(|e| usage(e, "--pin-sha256"))?;
+    }
     for (i, (url, dest)) in request.pairs.iter().enumerate() {
         backend
             .add_file(job, url, dest)
@@ -174,7 +193,8 @@ fn setup_and_wait<B: Backend>(
         .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "resuming the job"))?;
     outcome.state = Some(JobState::Queued);
 
-    let state = wait(backend, job, interrupted, progress)?;
+    let pinned = !request.pins.is_empty();
+    let state = wait(backend, job, interrupted, progress, pinned)?;
     let info = backend
         .info(job)
         .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "reading the job"))?;
@@ -207,6 +227,7 @@ fn wait<B: Backend>(
     job: JobId,
     interrupted: &AtomicBool,
     progress: &mut Progress,
+    pinned: bool,
 ) -> Result<JobState, Failure> {
     let settled = backend.spawn_wait(job);
     loop {
@@ -232,10 +253,20 @@ fn wait<B: Backend>(
                 ))
             }
             Err(RecvTimeoutError::Timeout) => {
-                if progress.is_shown() {
-                    if let Ok(info) = backend.info(job) {
-                        progress.update(&info);
-                    }
+                if !progress.is_shown() && !pinned {
+                    continue;
+                }
+                let Ok(info) = backend.info(job) else {
+                    continue;
+                };
+                progress.update(&info);
+                // BITS retries a rejected certificate (TRANSIENT_ERROR); a pin that did not
+                // match will not match on retry, so the CLI gives up at once.
+                if let Some(e) = info.error.as_ref().filter(|e| {
+                    info.state == JobState::TransientError
+                        && e.context == ErrorContext::ServerCertificateCallback
+                }) {
+                    return Err(Failure::job_error(e, None));
                 }
             }
         }
@@ -359,6 +390,22 @@ impl Backend for TokioBackend {
             .block_on(self.manager.set_no_progress_timeout(job, secs))
     }
 
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_security_flags(job, flags))
+    }
+
+    fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
+        let validator = backhaul_tokio::certificate_validator(move |request| {
+            let verdict = pin_verdict(&pins, &request.leaf);
+            async move { verdict }
+        });
+        self.runtime.block_on(
+            self.manager
+                .set_server_certificate_validation(job, Some(validator)),
+        )
+    }
+
     fn resume(&self, job: JobId) -> Result<(), BitsError> {
         self.runtime.block_on(self.manager.resume(job))
     }
@@ -428,6 +475,17 @@ impl Backend for BlockingBackend {
 
     fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
         self.manager.set_no_progress_timeout(job, secs)
+    }
+
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.manager.set_security_flags(job, flags)
+    }
+
+    fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
+        let validator: backhaul_blocking::CertificateValidator =
+            std::sync::Arc::new(move |request| pin_verdict(&pins, &request.leaf));
+        self.manager
+            .set_server_certificate_validation(job, Some(validator))
     }
 
     fn resume(&self, job: JobId) -> Result<(), BitsError> {
@@ -544,6 +602,14 @@ mod tests {
             self.log(&format!("set_no_progress_timeout {secs}"));
             Ok(())
         }
+        fn set_security_flags(&self, _: JobId, flags: u32) -> Result<(), BitsError> {
+            self.log(&format!("set_security_flags 0x{flags:04X}"));
+            Ok(())
+        }
+        fn pin_certificates(&self, _: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
+            self.log(&format!("pin_certificates {}", pins.len()));
+            Ok(())
+        }
         fn resume(&self, _: JobId) -> Result<(), BitsError> {
             self.log("resume");
             *self.state.lock().unwrap() = match self.ending {
@@ -645,6 +711,8 @@ mod tests {
             ca_files: Vec::new(),
             retry_delay: 10,
             no_progress_timeout: 300,
+            security_flags: 0,
+            pins: Vec::new(),
             json: false,
             quiet: true,
         }

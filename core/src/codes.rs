@@ -104,6 +104,7 @@ codes! {
     BG_S_ERROR_CONTEXT_NONE = 0x0020_0006, "no error context";
     E_NOTIMPL = 0x8000_4001, "not implemented or not a valid value";
     E_FAIL = 0x8000_4005, "unspecified failure";
+    TRUST_E_FAIL = 0x800B_010B, "the server's certificate is not trusted (e.g. it matches no pin)";
     E_INVALIDARG = 0x8007_0057, "an argument is not valid";
     E_ACCESSDENIED = 0x8007_0005, "access denied: the caller does not own the job";
     E_OUTOFMEMORY = 0x8007_000E, "out of memory";

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backhaul_blocking::CertificateRequest;
 use backhaul_core::{
-    BitsError, CompleteOutcome, FileIndex, JobError, JobEvent, JobId, JobInfo, JobPriority,
-    JobState, JobType,
+    BitsError, CompleteOutcome, FileIndex, HResult, JobError, JobEvent, JobId, JobInfo,
+    JobPriority, JobState, JobType,
 };
 
 pub mod scenarios;
@@ -69,6 +70,9 @@ impl DriverSetup {
     }
 }
 
+/// A certificate validation callback as the scenarios write it.
+pub type Validator = Arc<dyn Fn(&CertificateRequest) -> Result<(), HResult> + Send + Sync>;
+
 /// One driver, as the scenarios use it: the `Manager` API, blocking, plus bounded waits and a
 /// log of every event since start.
 pub trait Driver: Sized {
@@ -95,6 +99,15 @@ pub trait Driver: Sized {
     fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
     /// `Manager::set_no_progress_timeout`, seconds.
     fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
+    /// `Manager::set_security_flags`.
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError>;
+    /// `Manager::set_server_certificate_validation` with a plain closure (the tokio adapter
+    /// wraps it in a future).
+    fn set_certificate_validator(
+        &self,
+        job: JobId,
+        validator: Option<Validator>,
+    ) -> Result<(), BitsError>;
     /// `Manager::info`.
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError>;
     /// `Manager::wait`, given up after `limit` (`None`).
@@ -360,6 +373,11 @@ macro_rules! conformance_suite {
                 two_files_in_one_job_transfer_in_order,
                 https_with_untrusted_certificate_fails_with_invalid_ca,
                 chunked_response_downloads_completely,
+                certificate_callback_is_asked_after_the_checks_and_before_any_request,
+                certificate_callback_rejection_is_a_transient_error_in_context_8,
+                certificate_callback_cannot_be_set_while_the_job_is_active,
+                redirect_disallowed_fails_with_the_win32_status_and_names_the_target,
+                https_to_http_redirect_needs_allow_https_to_http,
             );
         }
     };

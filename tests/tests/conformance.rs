@@ -8,7 +8,7 @@ use std::time::Duration;
 use backhaul_core::{
     BitsError, CompleteOutcome, FileIndex, JobId, JobInfo, JobPriority, JobState, JobType,
 };
-use backhaul_tests::conformance::{Driver, DriverSetup, EventLog};
+use backhaul_tests::conformance::{Driver, DriverSetup, EventLog, Validator};
 
 /// How long `shutdown` may take before the adapter gives up on it.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(20);
@@ -103,6 +103,26 @@ impl Driver for TokioDriver {
         self.on(self.manager().set_no_progress_timeout(job, secs))
     }
 
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        self.on(self.manager().set_security_flags(job, flags))
+    }
+
+    fn set_certificate_validator(
+        &self,
+        job: JobId,
+        validator: Option<Validator>,
+    ) -> Result<(), BitsError> {
+        let validator = validator.map(|v| {
+            backhaul_tokio::certificate_validator(move |request| {
+                let verdict = v(&request);
+                async move { verdict }
+            })
+        });
+        self.on(self
+            .manager()
+            .set_server_certificate_validation(job, validator))
+    }
+
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
         self.on(self.manager().info(job))
     }
@@ -150,7 +170,7 @@ mod blocking {
     use backhaul_core::{
         BitsError, CompleteOutcome, FileIndex, JobId, JobInfo, JobPriority, JobState, JobType,
     };
-    use backhaul_tests::conformance::{Driver, DriverSetup, EventLog};
+    use backhaul_tests::conformance::{Driver, DriverSetup, EventLog, Validator};
 
     use super::SHUTDOWN_LIMIT;
 
@@ -225,6 +245,20 @@ mod blocking {
 
         fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
             self.manager().set_no_progress_timeout(job, secs)
+        }
+
+        fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+            self.manager().set_security_flags(job, flags)
+        }
+
+        fn set_certificate_validator(
+            &self,
+            job: JobId,
+            validator: Option<Validator>,
+        ) -> Result<(), BitsError> {
+            let validator = validator.map(|v| -> backhaul_blocking::CertificateValidator { v });
+            self.manager()
+                .set_server_certificate_validation(job, validator)
         }
 
         fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {

@@ -21,6 +21,9 @@ use crate::data::{deterministic_bytes, sha256_hex};
 use crate::pki::TestPki;
 use crate::server::{Behavior, FileSpec, Route, Step, TestServer};
 
+mod policy;
+pub use self::policy::*;
+
 /// A transfer of a few hundred KiB over loopback settles within this.
 const SMALL_TRANSFER: Duration = Duration::from_secs(60);
 /// A transfer of tens of MiB in a debug build settles within this.

@@ -1,0 +1,203 @@
+//! The HTTPS policy scenarios: the app's certificate validation callback and the redirect
+//! policy, against real loopback servers and real TLS handshakes.
+
+use std::sync::{Arc, Mutex};
+
+use backhaul_core::{codes, ErrorContext, HResult, JobState};
+
+use super::{Scenario, FINISH, KIB, MIN_RETRY_DELAY, SMALL_TRANSFER};
+use crate::conformance::{
+    assert_state, info, new_download_job, poll_info, wait_settled, Driver, Validator,
+};
+use crate::data::deterministic_bytes;
+use crate::pki::TestPki;
+use crate::server::{FileSpec, Route, Step, TestServer};
+
+/// What the callback saw each time it was asked: (host, port, chain length, leaf is the
+/// chain's first, requests the server had received by then).
+type Asked = Arc<Mutex<Vec<(String, u16, usize, bool, usize)>>>;
+
+/// A callback that records what it is asked (and how many requests `server` had seen then)
+/// and answers `verdict`.
+fn recording_validator(
+    server: &Arc<TestServer>,
+    verdict: Result<(), HResult>,
+) -> (Validator, Asked) {
+    let asked: Asked = Arc::default();
+    let (log, server) = (asked.clone(), server.clone());
+    let validator: Validator = Arc::new(move |request| {
+        log.lock().unwrap().push((
+            request.host.clone(),
+            request.port,
+            request.chain.len(),
+            request.chain.first() == Some(&request.leaf),
+            server.requests().len(),
+        ));
+        verdict
+    });
+    (validator, asked)
+}
+
+/// The callback runs after the built-in checks (a trusted chain), is handed the leaf and the
+/// chain, and is asked before one request byte reaches the server; accepted, the file arrives.
+pub fn certificate_callback_is_asked_after_the_checks_and_before_any_request<D: Driver>() {
+    let pki = TestPki::new();
+    let body = deterministic_bytes(64 * KIB, 21);
+    let server = Arc::new(TestServer::start_tls(
+        vec![Route::file("/a.bin", FileSpec::new(body.clone()))],
+        &pki,
+    ));
+    let s = Scenario::<D>::start_trusting(
+        "certificate_callback_is_asked_after_the_checks_and_before_any_request",
+        &server,
+        &pki,
+        &["a.bin"],
+    );
+    let (validator, asked) = recording_validator(&server, Ok(()));
+    s.driver
+        .set_certificate_validator(s.job, Some(validator))
+        .expect("register the callback while SUSPENDED");
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Transferred);
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "asked once: {asked:?}");
+    let (_, port, chain_len, leaf_first, requests_then) = asked[0].clone();
+    assert_eq!(port, server.port());
+    assert!(chain_len >= 1 && leaf_first, "{asked:?}");
+    assert_eq!(requests_then, 0, "no request before the verdict");
+    s.driver.complete(s.job).expect("complete");
+    assert_eq!(std::fs::read(&s.locals[0]).unwrap(), body);
+    s.shutdown();
+}
+
+/// A rejection: TRANSIENT_ERROR with context SERVER_CERTIFICATE_CALLBACK (8) and the
+/// callback's code, and the server never saw a request.
+pub fn certificate_callback_rejection_is_a_transient_error_in_context_8<D: Driver>() {
+    let pki = TestPki::new();
+    let file = FileSpec::new(deterministic_bytes(KIB, 22));
+    let server = Arc::new(TestServer::start_tls(
+        vec![Route::file("/a.bin", file)],
+        &pki,
+    ));
+    let s = Scenario::<D>::start_trusting(
+        "certificate_callback_rejection_is_a_transient_error_in_context_8",
+        &server,
+        &pki,
+        &["a.bin"],
+    );
+    let rejection = HResult(0x800B_0109); // CERT_E_UNTRUSTEDROOT, as an app might answer
+    let (validator, asked) = recording_validator(&server, Err(rejection));
+    s.driver
+        .set_certificate_validator(s.job, Some(validator))
+        .expect("register the callback");
+    s.driver
+        .set_minimum_retry_delay(s.job, MIN_RETRY_DELAY)
+        .unwrap();
+    s.resume();
+    let info = poll_info(&s.driver, s.job, SMALL_TRANSFER, "TRANSIENT_ERROR", |i| {
+        i.state == JobState::TransientError
+    });
+    let error = info.error.expect("TRANSIENT_ERROR carries an error");
+    assert_eq!(error.context, ErrorContext::ServerCertificateCallback);
+    assert_eq!(error.context as u32, 8);
+    assert_eq!(error.code, rejection, "{error}");
+    assert!(!asked.lock().unwrap().is_empty());
+    assert!(server.requests().is_empty(), "{}", server.request_log());
+    s.driver.cancel(s.job).expect("cancel");
+    s.shutdown();
+}
+
+/// Setting the callback is refused while the job is active.
+pub fn certificate_callback_cannot_be_set_while_the_job_is_active<D: Driver>() {
+    let server = TestServer::start(vec![Route::script(
+        "/slow.bin",
+        vec![Step::Stall {
+            file: FileSpec::new(deterministic_bytes(64 * KIB, 25)),
+            after: KIB as u64,
+            hold: std::time::Duration::from_secs(20),
+        }],
+    )]);
+    let s = Scenario::<D>::start(
+        "certificate_callback_cannot_be_set_while_the_job_is_active",
+        &server,
+        &["slow.bin"],
+    );
+    s.resume();
+    poll_info(&s.driver, s.job, FINISH, "an active state", |i| {
+        matches!(i.state, JobState::Connecting | JobState::Transferring)
+    });
+    let refused = s
+        .driver
+        .set_certificate_validator(s.job, Some(Arc::new(|_| Ok(()))))
+        .unwrap_err();
+    assert_eq!(refused.code(), codes::BG_E_READ_ONLY_WHEN_JOB_ACTIVE);
+    s.driver.cancel(s.job).expect("cancel");
+    s.shutdown();
+}
+
+/// Under DISALLOW a redirect is an ERROR with `HRESULT_FROM_WIN32(status)`, and the file's
+/// remote name becomes the redirect's target; the target is never requested.
+pub fn redirect_disallowed_fails_with_the_win32_status_and_names_the_target<D: Driver>() {
+    let server = TestServer::start(vec![
+        Route::script(
+            "/old.bin",
+            vec![Step::status_with_headers(301, &[("Location", "/new.bin")])],
+        ),
+        Route::file("/new.bin", FileSpec::new(deterministic_bytes(KIB, 23))),
+    ]);
+    let s = Scenario::<D>::start(
+        "redirect_disallowed_fails_with_the_win32_status_and_names_the_target",
+        &server,
+        &["old.bin"],
+    );
+    s.driver.set_security_flags(s.job, 0x0200).unwrap();
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Error);
+    let info = info(&s.driver, s.job);
+    let error = info.error.expect("ERROR carries an error");
+    assert_eq!(error.code, codes::ERROR_HTTP_REDIRECT_MOVED, "{error}");
+    assert_eq!(info.files[0].remote_name, server.url("/new.bin"));
+    assert!(server.requests_to("GET", "/new.bin").is_empty());
+    s.driver.cancel(s.job).expect("cancel");
+    s.shutdown();
+}
+
+/// https → http is refused by default and followed with ALLOW_HTTPS_TO_HTTP (0x0800).
+pub fn https_to_http_redirect_needs_allow_https_to_http<D: Driver>() {
+    let pki = TestPki::new();
+    let body = deterministic_bytes(KIB, 24);
+    let plain = TestServer::start(vec![Route::file("/f.bin", FileSpec::new(body.clone()))]);
+    let target = plain.url("/f.bin");
+    let secure = TestServer::start_tls(
+        vec![Route::script(
+            "/f.bin",
+            vec![Step::status_with_headers(302, &[("Location", &target)])],
+        )],
+        &pki,
+    );
+    let s = Scenario::<D>::start_trusting(
+        "https_to_http_redirect_needs_allow_https_to_http",
+        &secure,
+        &pki,
+        &["f.bin"],
+    );
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Error);
+    let error = info(&s.driver, s.job).error.unwrap();
+    assert_eq!(error.code, codes::ERROR_WINHTTP_REDIRECT_FAILED, "{error}");
+    assert!(plain.requests().is_empty());
+
+    let local = s.dir().join("allowed.bin");
+    let allowed = new_download_job(&s.driver, "allowed", &[(&secure.url("/f.bin"), &local)]);
+    s.driver.set_security_flags(allowed, 0x0800).unwrap();
+    s.driver.resume(allowed).unwrap();
+    let state = wait_settled(&s.driver, allowed, SMALL_TRANSFER);
+    assert_state(&s.driver, allowed, state, JobState::Transferred);
+    s.driver.complete(allowed).unwrap();
+    assert_eq!(std::fs::read(&local).unwrap(), body);
+    s.driver.cancel(s.job).expect("cancel");
+    s.shutdown();
+}
