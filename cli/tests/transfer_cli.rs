@@ -17,7 +17,7 @@ use backhaul_tests::{deterministic_bytes, FileSpec, Route, Step, TestPki, TestSe
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a finished run printed, and how it exited.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Run {
     code: Option<i32>,
     stdout: String,
@@ -595,4 +595,80 @@ fn ctrl_c_cancels_the_job_and_leaves_nothing() {
     assert_eq!(run.code, Some(130), "{run:#?}");
     assert!(run.stderr.contains("interrupted"), "{run:#?}");
     assert_empty(dir.path(), &run);
+}
+
+fn sha256_hex_of(der: &[u8]) -> String {
+    backhaul_tests::data::sha256_hex(der)
+}
+
+fn pinned(runtime: &str) {
+    let pki = TestPki::new();
+    let body: Vec<u8> = deterministic_bytes(20_000, 5).to_vec();
+    let server = TestServer::start_tls(
+        vec![Route::file("/file", FileSpec::new(body.clone().into()))],
+        &pki,
+    );
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = pki.write_ca_pem(ca_dir.path());
+    let ca = ca.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pin = sha256_hex_of(pki.leaf_der().as_ref());
+
+    let dest = dir.path().join("pinned.bin");
+    let run = transfer(
+        &["--runtime", runtime, "--ca-file", ca, "--pin-sha256", &pin],
+        &[(&server.url("/file"), &dest)],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(std::fs::read(&dest).unwrap() == body);
+
+    // Another pin: refused at once (not after the no-progress timeout), nothing left behind,
+    // and the server never saw a request.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let requests_before = server.requests().len();
+    let started = std::time::Instant::now();
+    let run = transfer(
+        &[
+            "--runtime",
+            runtime,
+            "--ca-file",
+            ca,
+            "--pin-sha256",
+            &"ab".repeat(32),
+        ],
+        &[(&server.url("/file"), &other.join("x"))],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{run:#?}");
+    assert!(
+        run.stderr.contains("TRUST_E_FAIL") && run.stderr.contains("callback"),
+        "{run:#?}"
+    );
+    assert_eq!(server.requests().len(), requests_before);
+    assert_empty(&other, &run);
+}
+
+#[test]
+fn pinned_download_on_tokio_accepts_only_the_pinned_certificate() {
+    pinned("tokio");
+}
+
+#[test]
+fn pinned_download_on_blocking_accepts_only_the_pinned_certificate() {
+    pinned("blocking");
+}
+
+#[test]
+fn undefined_security_flags_are_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for flags in ["0x40", "0x0300", "crl,bogus"] {
+        let run = transfer(
+            &["--security-flags", flags],
+            &[("http://127.0.0.1:9/x", &dir.path().join("x"))],
+        );
+        assert_eq!(run.code, Some(2), "{flags}: {run:#?}");
+        assert!(run.stderr.contains("security-flags"), "{flags}: {run:#?}");
+    }
+    assert_empty(dir.path(), &Run::default());
 }
