@@ -100,6 +100,11 @@ struct TransferArgs {
     #[arg(long)]
     allow_https_to_http: bool,
 
+    /// An extra request header, `'Name: value'` (repeatable). Sent on every request to the
+    /// origin of each file's URL, never past a redirect to another origin.
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
+
     /// Accept an HTTPS server only when its leaf certificate's SHA-256 (64 hex digits, `:`
     /// allowed) is one of these (repeatable). Built on the certificate validation callback;
     /// runs after the usual checks, which --security-flags can relax.
@@ -137,8 +142,15 @@ impl TransferArgs {
             self.allow_https_to_http,
         )
         .map_err(|why| usage_error(format!("--security-flags: {why}")))?;
+        if let Some(bad) = self.headers.iter().find(|h| h.contains(['\r', '\n'])) {
+            return Err(usage_error(format!(
+                "--header {:?}: one header per --header, without CR or LF",
+                report::shorten(bad)
+            )));
+        }
         Ok(transfer::Request {
             security_flags,
+            headers: self.headers,
             pins: self.pins,
             runtime: self.runtime,
             pairs: pairs(self.pairs)?,

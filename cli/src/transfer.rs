@@ -49,6 +49,8 @@ pub(crate) struct Request {
     pub(crate) no_progress_timeout: u32,
     /// `SetSecurityFlags`, already checked.
     pub(crate) security_flags: u32,
+    /// Custom headers, one `Name: value` each.
+    pub(crate) headers: Vec<String>,
     /// SHA-256 pins of acceptable leaf certificates (empty: no pinning callback).
     pub(crate) pins: Vec<[u8; 32]>,
     /// Print one JSON object on stdout at the end.
@@ -99,6 +101,8 @@ pub(crate) trait Backend: Sized {
     fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
     /// `SetSecurityFlags`.
     fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError>;
+    /// `SetCustomHeaders`.
+    fn set_custom_headers(&self, job: JobId, headers: &str) -> Result<(), BitsError>;
     /// Register a validation callback accepting only leaf certificates with these SHA-256s.
     fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError>;
     /// `Resume`.
@@ -177,6 +181,12 @@ fn setup_and_wait<B: Backend>(
         backend
             .set_security_flags(job, request.security_flags)
             .map_err(|e| usage(e, "--security-flags"))?;
+    }
+    if !request.headers.is_empty() {
+        let text = request.headers.join("\r\n");
+        backend
+            .set_custom_headers(job, &text)
+            .map_err(|e| usage(e, "--header"))?;
     }
     if !request.pins.is_empty() {
         backend
@@ -395,6 +405,11 @@ impl Backend for TokioBackend {
             .block_on(self.manager.set_security_flags(job, flags))
     }
 
+    fn set_custom_headers(&self, job: JobId, headers: &str) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_custom_headers(job, Some(headers)))
+    }
+
     fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
         let validator = backhaul_tokio::certificate_validator(move |request| {
             let verdict = pin_verdict(&pins, &request.leaf);
@@ -479,6 +494,10 @@ impl Backend for BlockingBackend {
 
     fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
         self.manager.set_security_flags(job, flags)
+    }
+
+    fn set_custom_headers(&self, job: JobId, headers: &str) -> Result<(), BitsError> {
+        self.manager.set_custom_headers(job, Some(headers))
     }
 
     fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
@@ -606,6 +625,10 @@ mod tests {
             self.log(&format!("set_security_flags 0x{flags:04X}"));
             Ok(())
         }
+        fn set_custom_headers(&self, _: JobId, headers: &str) -> Result<(), BitsError> {
+            self.log(&format!("set_custom_headers {}", headers.lines().count()));
+            Ok(())
+        }
         fn pin_certificates(&self, _: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
             self.log(&format!("pin_certificates {}", pins.len()));
             Ok(())
@@ -712,6 +735,7 @@ mod tests {
             retry_delay: 10,
             no_progress_timeout: 300,
             security_flags: 0,
+            headers: Vec::new(),
             pins: Vec::new(),
             json: false,
             quiet: true,

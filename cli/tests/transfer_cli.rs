@@ -672,3 +672,50 @@ fn undefined_security_flags_are_a_usage_error() {
     }
     assert_empty(dir.path(), &Run::default());
 }
+
+#[test]
+fn a_custom_header_reaches_its_origin_and_never_the_redirect_target() {
+    let body: Vec<u8> = deterministic_bytes(10_000, 9).to_vec();
+    let target = TestServer::start(vec![Route::file(
+        "/file",
+        FileSpec::new(body.clone().into()),
+    )]);
+    let location = target.url("/file");
+    let origin = TestServer::start(vec![Route::script(
+        "/file",
+        vec![Step::status_with_headers(302, &[("Location", &location)])],
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f");
+    let run = transfer(
+        &["-H", "X-Token: abc123", "--header", "Accept-Language: fr"],
+        &[(&origin.url("/file"), &dest)],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(std::fs::read(&dest).unwrap() == body);
+    let has = |r: &backhaul_tests::RecordedRequest, name: &str| {
+        r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    let first = &origin.requests()[0];
+    assert!(
+        has(first, "x-token") && has(first, "accept-language"),
+        "{first:?}"
+    );
+    for r in target.requests() {
+        assert!(!has(&r, "x-token") && !has(&r, "accept-language"), "{r:?}");
+    }
+}
+
+#[test]
+fn a_header_with_a_line_break_or_a_reserved_name_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for header in ["X-A: 1\r\nX-B: 2", "Host: evil.test", "no colon"] {
+        let run = transfer(
+            &["--header", header],
+            &[("http://127.0.0.1:9/x", &dir.path().join("x"))],
+        );
+        assert_eq!(run.code, Some(2), "{header:?}: {run:#?}");
+        assert!(run.stderr.contains("header"), "{header:?}: {run:#?}");
+    }
+    assert_empty(dir.path(), &Run::default());
+}

@@ -58,7 +58,7 @@ pub use crate::error::{BitsError, ErrorContext, JobError, Severity};
 pub use crate::ids::{ConnId, FileIndex, JobId};
 pub use crate::input::{FileOp, Input, IoFailure, IoFailureKind};
 pub use crate::job::{
-    CompleteOutcome, FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType,
+    Caller, CompleteOutcome, FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType,
     NotifyFlags, Owner, SIZE_UNKNOWN,
 };
 pub use crate::output::{Action, JobEvent, Output};

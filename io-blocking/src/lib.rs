@@ -217,6 +217,22 @@ impl Manager {
         self.call(move |e| e.job_mut(job)?.set_security_flags(flags))?
     }
 
+    /// `SetCustomHeaders` (`Name: value` lines separated by CRLF; `None` clears them).
+    pub fn set_custom_headers(&self, job: JobId, headers: Option<&str>) -> Result<(), BitsError> {
+        let headers = headers.map(str::to_owned);
+        self.call(move |e| e.job_mut(job)?.set_custom_headers(headers.as_deref()))?
+    }
+
+    /// `GetCustomHeaders`: `None` when none are set; `E_ACCESSDENIED` once write-only.
+    pub fn custom_headers(&self, job: JobId) -> Result<Option<String>, BitsError> {
+        self.call(move |e| e.job(job)?.custom_headers())?
+    }
+
+    /// `MakeCustomHeadersWriteOnly` (irreversible).
+    pub fn make_custom_headers_write_only(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.make_custom_headers_write_only())?
+    }
+
     /// Everything about the job now.
     pub fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
         self.call(move |e| e.job(job).map(|view| view.info()))?

@@ -241,6 +241,28 @@ impl Manager {
             .await?
     }
 
+    /// `SetCustomHeaders` (`Name: value` lines separated by CRLF; `None` clears them).
+    pub async fn set_custom_headers(
+        &self,
+        job: JobId,
+        headers: Option<&str>,
+    ) -> Result<(), BitsError> {
+        let headers = headers.map(str::to_owned);
+        self.call(move |e| e.job_mut(job)?.set_custom_headers(headers.as_deref()))
+            .await?
+    }
+
+    /// `GetCustomHeaders`: `None` when none are set; `E_ACCESSDENIED` once write-only.
+    pub async fn custom_headers(&self, job: JobId) -> Result<Option<String>, BitsError> {
+        self.call(move |e| e.job(job)?.custom_headers()).await?
+    }
+
+    /// `MakeCustomHeadersWriteOnly` (irreversible).
+    pub async fn make_custom_headers_write_only(&self, job: JobId) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.make_custom_headers_write_only())
+            .await?
+    }
+
     /// Everything about the job now.
     pub async fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
         self.call(move |e| e.job(job).map(|view| view.info()))

@@ -9,8 +9,10 @@ use crate::codes::{self, HResult};
 use crate::error::BitsError;
 use crate::ids::{FileIndex, JobId};
 use crate::job::file::JobFile;
+use crate::job::headers::CustomHeaders;
 use crate::job::{
-    CompleteOutcome, JobPriority, JobState, NotifyFlags, Outcome, SecurityFlags, Trigger,
+    Caller, CompleteOutcome, JobPriority, JobState, NotifyFlags, Outcome, Owner, SecurityFlags,
+    Trigger,
 };
 use crate::output::Action;
 
@@ -28,11 +30,13 @@ const MAX_DESCRIPTION_CHARS: usize = 1_024;
 pub struct JobMut<'a> {
     engine: &'a mut Engine,
     id: JobId,
+    /// Who calls; `None` for the embedding application, which acts as the owner.
+    caller: Option<Caller>,
 }
 
 impl<'a> JobMut<'a> {
-    pub(super) fn new(engine: &'a mut Engine, id: JobId) -> Self {
-        Self { engine, id }
+    pub(super) fn new(engine: &'a mut Engine, id: JobId, caller: Option<Caller>) -> Self {
+        Self { engine, id, caller }
     }
 
     /// `AddFile`: an http/https URL (≤ 2,200 characters) to an absolute local path.
@@ -305,6 +309,70 @@ impl<'a> JobMut<'a> {
         self.engine.drop_private_idle_conns(self.id);
         self.engine.touch(self.id);
         Ok(())
+    }
+
+    /// `SetCustomHeaders`: `Name: value` lines separated by CRLF (≤ 16,384 characters
+    /// including BITS' NUL, else `BG_E_STRING_TOO_LONG`); `None` clears them. Owner only. They
+    /// go on every request to the origin of each file's URL, never past a redirect to another
+    /// origin. Headers backhaul writes itself (Host, Range, …) are `E_INVALIDARG`.
+    pub fn set_custom_headers(&mut self, headers: Option<&str>) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        self.ensure_owner("set custom headers")?;
+        let parsed = headers.map(CustomHeaders::parse).transpose()?;
+        self.job().rec.custom_headers = parsed;
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
+    /// `MakeCustomHeadersWriteOnly`: from now on the headers are sent but can no longer be
+    /// read back (irreversible; a later `set_custom_headers` stays write-only). Always `Ok`.
+    pub fn make_custom_headers_write_only(&mut self) -> Result<(), BitsError> {
+        self.job().rec.custom_headers_write_only = true;
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
+    /// `TakeOwnership`: the job now belongs to `new_owner`. The owner may hand it on; an
+    /// administrator may take anyone's. A change of owner strips what was the old owner's
+    /// secret: custom headers (and credentials).
+    pub fn take_ownership(&mut self, new_owner: Owner) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        if let Some(caller) = &self.caller {
+            let owner = &self.engine.jobs[&self.id].rec.owner;
+            if !caller.admin && caller.owner != *owner {
+                return Err(BitsError::new(
+                    codes::E_ACCESSDENIED,
+                    format!(
+                        "only the owner or an administrator may take job {}",
+                        self.id
+                    ),
+                ));
+            }
+        }
+        let job = self.job();
+        if job.rec.owner != new_owner {
+            job.rec.owner = new_owner;
+            job.rec.custom_headers = None;
+        }
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
+    fn ensure_owner(&self, what: &str) -> Result<(), BitsError> {
+        let Some(caller) = &self.caller else {
+            return Ok(());
+        };
+        let owner = &self.engine.jobs[&self.id].rec.owner;
+        if caller.owner == *owner {
+            return Ok(());
+        }
+        Err(BitsError::new(
+            codes::E_ACCESSDENIED,
+            format!(
+                "only the job's owner may {what} ({} is not {owner})",
+                caller.owner
+            ),
+        ))
     }
 
     fn job(&mut self) -> &mut super::Job {

@@ -176,6 +176,17 @@ impl Engine {
             None
         };
         let host = host_header(&fetch.url);
+        // Custom headers (and, later, server credentials) go only to the origin of the URL the
+        // app added, and never again once a redirect has left it.
+        let to_secrets_origin = !fetch.left_origin && file.is_secrets_origin(&fetch.url);
+        let extra_headers: Vec<(&str, &str)> = match &job.rec.custom_headers {
+            Some(headers) if to_secrets_origin => headers
+                .fields()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        };
         let request = Request {
             method: Method::Get,
             target: &fetch.url[Position::BeforePath..Position::AfterQuery],
@@ -183,7 +194,7 @@ impl Engine {
             user_agent: &self.config.user_agent,
             range_start: resumable.then_some(range_start),
             if_range: if_range.as_deref(),
-            extra_headers: &[],
+            extra_headers: &extra_headers,
         };
         let mut buf = BytesMut::with_capacity(256);
         if let Err(e) = request.encode(&mut buf) {

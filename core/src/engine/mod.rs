@@ -34,9 +34,11 @@ use crate::error::{BitsError, JobError};
 use crate::ids::{ConnId, JobId};
 use crate::input::Input;
 use crate::job::file::JobFile;
+use crate::job::headers::CustomHeaders;
 use crate::job::state::transition;
 use crate::job::{
-    JobPriority, JobState, JobTimes, JobType, NotifyFlags, Outcome, Owner, SecurityFlags, Trigger,
+    Caller, JobPriority, JobState, JobTimes, JobType, NotifyFlags, Outcome, Owner, SecurityFlags,
+    Trigger,
 };
 use crate::output::{Action, JobEvent, Output};
 use crate::time::Timestamp;
@@ -106,6 +108,12 @@ pub struct JobRecord {
     /// never persisted: after a restart the app registers it again).
     #[serde(default)]
     pub(crate) wants_certificate_validation: bool,
+    /// `SetCustomHeaders` (owner only; values never printed).
+    #[serde(default)]
+    pub(crate) custom_headers: Option<CustomHeaders>,
+    /// `MakeCustomHeadersWriteOnly` was called (irreversible).
+    #[serde(default)]
+    pub(crate) custom_headers_write_only: bool,
 }
 
 impl JobRecord {
@@ -300,6 +308,8 @@ impl Engine {
             download_time_used_ms: 0,
             security_flags: SecurityFlags::default(),
             wants_certificate_validation: false,
+            custom_headers: None,
+            custom_headers_write_only: false,
         };
         let seq = self.take_seq();
         self.jobs.insert(
@@ -328,12 +338,47 @@ impl Engine {
         }
     }
 
-    /// Commands on a job (`BG_E_NOT_FOUND` if there is none with that id).
+    /// Commands on a job (`BG_E_NOT_FOUND` if there is none with that id), as its owner: for
+    /// the application that embeds the engine.
     pub fn job_mut(&mut self, id: JobId) -> Result<JobMut<'_>, BitsError> {
         if !self.jobs.contains_key(&id) {
             return Err(not_found(id));
         }
-        Ok(JobMut::new(self, id))
+        Ok(JobMut::new(self, id, None))
+    }
+
+    /// Read access on behalf of `caller`: `E_ACCESSDENIED` unless it owns the job or is an
+    /// administrator.
+    pub fn job_as(&self, id: JobId, caller: &Caller) -> Result<JobView<'_>, BitsError> {
+        let view = self.job(id)?;
+        check_access(view.owner(), id, caller)?;
+        Ok(view.for_caller(caller))
+    }
+
+    /// Commands on behalf of `caller`: `E_ACCESSDENIED` unless it owns the job or is an
+    /// administrator; credentials and custom headers are the owner's alone.
+    pub fn job_mut_as(&mut self, id: JobId, caller: &Caller) -> Result<JobMut<'_>, BitsError> {
+        check_access(self.job(id)?.owner(), id, caller)?;
+        Ok(JobMut::new(self, id, Some(caller.clone())))
+    }
+
+    /// `EnumJobs` on behalf of `caller`: its own live jobs, or every user's with `all_users`
+    /// (`BG_JOB_ENUM_ALL_USERS`, administrators only, else `E_ACCESSDENIED`).
+    pub fn jobs_as(&self, caller: &Caller, all_users: bool) -> Result<Vec<JobId>, BitsError> {
+        if all_users && !caller.admin {
+            return Err(BitsError::new(
+                codes::E_ACCESSDENIED,
+                format!(
+                    "{} is not an administrator: only its own jobs can be listed",
+                    caller.owner
+                ),
+            ));
+        }
+        let mut ids = self.jobs();
+        if !all_users {
+            ids.retain(|id| self.jobs[id].rec.owner == caller.owner);
+        }
+        Ok(ids)
     }
 
     /// The ids of every job not in a final state, oldest first (`EnumJobs`).
@@ -477,6 +522,19 @@ impl Engine {
         }
         self.needs_schedule = true;
     }
+}
+
+fn check_access(owner: &Owner, id: JobId, caller: &Caller) -> Result<(), BitsError> {
+    if caller.admin || *owner == caller.owner {
+        return Ok(());
+    }
+    Err(BitsError::new(
+        codes::E_ACCESSDENIED,
+        format!(
+            "job {id} belongs to another user; {} may not use it",
+            caller.owner
+        ),
+    ))
 }
 
 fn not_found(id: JobId) -> BitsError {

@@ -214,6 +214,11 @@ impl Engine {
             self.push_action(Action::Persist { job: id });
         }
         let fetch = self.fetch_mut(id).expect("checked above");
+        // Secrets stay with their origin: once a redirect leaves it, nothing re-adds them,
+        // even if a later redirect comes back.
+        if from.origin() != target.origin() {
+            fetch.left_origin = true;
+        }
         fetch.chain.push(target.clone());
         fetch.url = target;
         self.connect_or_reuse(id);

@@ -32,6 +32,8 @@ pub(crate) struct Fetch {
     /// Every URL requested in the current redirect chain, the file's own first: a Location
     /// among them is a loop.
     pub(super) chain: Vec<Url>,
+    /// A redirect in this chain changed the origin: no secret is sent for the rest of it.
+    pub(super) left_origin: bool,
     pub(super) restarts: u32,
     pub(super) temp_name_tries: u32,
     pub(super) phase: Phase,
@@ -68,6 +70,7 @@ impl Engine {
         job.fetch = Some(Fetch {
             file: index,
             chain: vec![url.clone()],
+            left_origin: false,
             url,
             restarts: 0,
             temp_name_tries: 0,

@@ -6,8 +6,8 @@ use crate::codes;
 use crate::error::{BitsError, JobError};
 use crate::ids::{FileIndex, JobId};
 use crate::job::{
-    FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags, Owner,
-    SecurityFlags, SIZE_UNKNOWN,
+    Caller, FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags,
+    Owner, SecurityFlags, SIZE_UNKNOWN,
 };
 
 use super::Job;
@@ -16,6 +16,8 @@ use super::Job;
 #[derive(Debug, Clone, Copy)]
 pub struct JobView<'a> {
     job: &'a Job,
+    /// The caller owns the job (always, for the embedding application).
+    by_owner: bool,
 }
 
 /// Everything about a job at one moment, owned: what `bitsadmin /info` shows.
@@ -74,7 +76,37 @@ pub struct FileInfo {
 
 impl<'a> JobView<'a> {
     pub(super) fn new(job: &'a Job) -> Self {
-        Self { job }
+        Self {
+            job,
+            by_owner: true,
+        }
+    }
+
+    /// The same view, as `caller` sees it (an administrator who is not the owner cannot read
+    /// the owner's custom headers).
+    pub(super) fn for_caller(self, caller: &Caller) -> Self {
+        Self {
+            by_owner: self.job.rec.owner == caller.owner,
+            ..self
+        }
+    }
+
+    /// `GetCustomHeaders`: `Ok(None)` when none are set (BITS' `S_FALSE`); `E_ACCESSDENIED`
+    /// for anyone but the owner, and for everyone once `MakeCustomHeadersWriteOnly` was called.
+    pub fn custom_headers(&self) -> Result<Option<String>, BitsError> {
+        if !self.by_owner {
+            return Err(BitsError::new(
+                codes::E_ACCESSDENIED,
+                "only the job's owner may read its custom headers",
+            ));
+        }
+        if self.job.rec.custom_headers_write_only {
+            return Err(BitsError::new(
+                codes::E_ACCESSDENIED,
+                "the custom headers were made write-only",
+            ));
+        }
+        Ok(self.job.rec.custom_headers.as_ref().map(|h| h.to_text()))
     }
 
     /// `GetId`.

@@ -28,11 +28,16 @@ pub(crate) struct JobFile {
     pub(crate) etag: Option<String>,
     /// The Last-Modified of the version being transferred.
     pub(crate) last_modified: Option<String>,
+    /// The origin (`scheme://host:port`, default port normalised) of the URL the app added:
+    /// custom headers and server credentials go only there.
+    #[serde(default)]
+    pub(crate) secrets_origin: Option<String>,
 }
 
 impl JobFile {
     pub(crate) fn new(remote: Url, local: PathBuf) -> Self {
         Self {
+            secrets_origin: Some(remote.origin().ascii_serialization()),
             remote,
             local,
             temp: None,
@@ -56,6 +61,17 @@ impl JobFile {
     /// The validator for `If-Range`: a strong ETag, else Last-Modified (RFC 9110 §13.1.5).
     pub(crate) fn if_range(&self) -> Option<&str> {
         self.etag.as_deref().or(self.last_modified.as_deref())
+    }
+
+    /// Whether a request to `url` may carry the job's custom headers and server credentials:
+    /// only when it goes to the origin of the URL the app added.
+    pub(crate) fn is_secrets_origin(&self, url: &Url) -> bool {
+        let origin = url.origin().ascii_serialization();
+        match &self.secrets_origin {
+            Some(allowed) => *allowed == origin,
+            // A record from before the origin was kept: the remote name's own origin.
+            None => self.remote.origin().ascii_serialization() == origin,
+        }
     }
 
     /// Forget everything learned about the remote version: the next byte written is byte 0.

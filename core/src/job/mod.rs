@@ -1,6 +1,7 @@
 //! The job model: types, priorities, notify flags, progress and times, as BITS defines them.
 
 pub(crate) mod file;
+pub(crate) mod headers;
 mod security;
 pub mod state;
 
@@ -167,6 +168,21 @@ pub struct JobTimes {
 /// The owner of a job: an opaque principal given by the caller (a uid, a user name, a SID).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Owner(pub String);
+
+/// Who makes a call: a principal and whether it is an administrator (root, for the daemon).
+///
+/// The embedding application that owns the engine calls without one (`Engine::job_mut`): it
+/// acts as the owner of every job. A daemon serving several users calls through
+/// `Engine::job_mut_as` / `job_as` with the peer's identity, and core enforces BITS' rules:
+/// only the owner (or an administrator) sees and changes a job; only the owner sets
+/// credentials and custom headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's identity, compared with the job's owner.
+    pub owner: Owner,
+    /// An administrator may see and change every job and take ownership.
+    pub admin: bool,
+}
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
