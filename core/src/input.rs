@@ -39,6 +39,16 @@ pub enum Input {
         /// Accept, or reject with a code.
         verdict: Result<(), HResult>,
     },
+    /// The notification program of `job` ended: `Ok(code)` with its exit code (a signal
+    /// counts as failure), or `Err` when it could not be started.
+    ProgramExited {
+        /// Current wall time.
+        now: Timestamp,
+        /// The job.
+        job: JobId,
+        /// Its exit status.
+        exit: Result<i32, IoFailure>,
+    },
     /// A connection could not be opened (resolution, TCP or TLS failed).
     ConnectFailed {
         /// Current wall time.
@@ -116,6 +126,7 @@ impl Input {
             Input::Timeout { now }
             | Input::Connected { now, .. }
             | Input::CertificateVerdict { now, .. }
+            | Input::ProgramExited { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }
@@ -133,6 +144,7 @@ impl Input {
             Input::Timeout { now }
             | Input::Connected { now, .. }
             | Input::CertificateVerdict { now, .. }
+            | Input::ProgramExited { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }

@@ -136,6 +136,17 @@ pub enum Action {
         /// The temp file.
         path: PathBuf,
     },
+    /// Run the job's notification program (`SetNotifyCmdLine`) directly — never through a
+    /// shell — with exactly these arguments, off the engine's thread. Report
+    /// [`Input::ProgramExited`](crate::Input::ProgramExited) when it ends.
+    RunProgram {
+        /// The job.
+        job: JobId,
+        /// The program, an absolute path.
+        program: String,
+        /// Its arguments, each passed as one argv entry.
+        args: Vec<String>,
+    },
     /// The job's durable record changed: save [`Engine::job_record`](crate::Engine) to the store.
     Persist {
         /// The job.

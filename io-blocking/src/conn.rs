@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, tls, CertificateRequest, Io, ReadBuffer};
+use backhaul_io::{clock, tls, CertificateRequest, Io, OffThread, ReadBuffer};
 use bytes::Bytes;
 use rustls::{ClientConfig, ClientConnection};
 
@@ -118,6 +118,18 @@ impl Io for ThreadIo {
             }
         }
         lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    fn run_off_thread(&mut self, work: OffThread) {
+        let inputs = self.inputs.clone();
+        let spawned = std::thread::Builder::new()
+            .name("backhaul-program".into())
+            .spawn(move || {
+                let _ = inputs.send(Msg::Input(work()));
+            });
+        if let Err(err) = spawned {
+            tracing::error!("cannot start a thread for blocking work: {err}");
+        }
     }
 
     fn validate_certificate(&mut self, request: CertificateRequest) {

@@ -233,6 +233,22 @@ impl Manager {
         self.call(move |e| e.job_mut(job)?.make_custom_headers_write_only())?
     }
 
+    /// `SetNotifyCmdLine(program, parameters)`: an absolute program run (never through a shell)
+    /// when the job reaches TRANSFERRED or ERROR; the parameters' first word is the program
+    /// itself, as in BITS. `None, None` clears it.
+    pub fn set_notify_cmd_line(
+        &self,
+        job: JobId,
+        program: Option<&str>,
+        parameters: Option<&str>,
+    ) -> Result<(), BitsError> {
+        let (program, parameters) = (program.map(str::to_owned), parameters.map(str::to_owned));
+        self.call(move |e| {
+            e.job_mut(job)?
+                .set_notify_cmd_line(program.as_deref(), parameters.as_deref())
+        })?
+    }
+
     /// Everything about the job now.
     pub fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
         self.call(move |e| e.job(job).map(|view| view.info()))?

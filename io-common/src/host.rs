@@ -25,6 +25,7 @@ use bytes::Bytes;
 use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
+use crate::program::run_program;
 use crate::tls::load_trust_anchors;
 use crate::validation::CertificateRequest;
 
@@ -51,7 +52,13 @@ pub trait Io {
     /// callback held by the driver is answered with
     /// `BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED` at once.
     fn validate_certificate(&mut self, request: CertificateRequest);
+    /// Run blocking work (a notification program) off the engine's thread or task and feed
+    /// the input it returns.
+    fn run_off_thread(&mut self, work: OffThread);
 }
+
+/// Blocking work whose result is an input for the engine.
+pub type OffThread = Box<dyn FnOnce() -> Input + Send>;
 
 /// Told the job's state once it is settled (see [`JobState::is_settled`]).
 pub type Waiter = Box<dyn FnOnce(JobState) + Send>;
@@ -331,6 +338,10 @@ impl Host {
                     chain,
                     conn,
                 });
+                None
+            }
+            Action::RunProgram { job, program, args } => {
+                io.run_off_thread(Box::new(move || run_program(job, &program, &args)));
                 None
             }
             other => {

@@ -19,6 +19,7 @@ mod config;
 pub mod failure;
 mod files;
 mod host;
+mod program;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tls;
@@ -27,5 +28,6 @@ mod validation;
 pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
 pub use crate::files::{check_local_name, TempFiles};
-pub use crate::host::{Command, Host, Io, Waiter};
+pub use crate::host::{Command, Host, Io, OffThread, Waiter};
+pub use crate::program::run_program;
 pub use crate::validation::CertificateRequest;

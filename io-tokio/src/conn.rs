@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, make_room, tls, CertificateRequest, Io};
+use backhaul_io::{clock, make_room, tls, CertificateRequest, Io, OffThread};
 use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -105,6 +105,15 @@ impl Io for TokioIo {
             }
         }
         let _ = self.events.send(event); // no subscriber is fine
+    }
+
+    fn run_off_thread(&mut self, work: OffThread) {
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            if let Ok(input) = tokio::task::spawn_blocking(work).await {
+                let _ = inputs.send(input).await;
+            }
+        });
     }
 
     fn validate_certificate(&mut self, request: CertificateRequest) {

@@ -108,6 +108,13 @@ pub trait Driver: Sized {
         job: JobId,
         validator: Option<Validator>,
     ) -> Result<(), BitsError>;
+    /// `Manager::set_notify_cmd_line`.
+    fn set_notify_cmd_line(
+        &self,
+        job: JobId,
+        program: Option<&str>,
+        parameters: Option<&str>,
+    ) -> Result<(), BitsError>;
     /// `Manager::info`.
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError>;
     /// `Manager::wait`, given up after `limit` (`None`).
@@ -378,6 +385,7 @@ macro_rules! conformance_suite {
                 certificate_callback_cannot_be_set_while_the_job_is_active,
                 redirect_disallowed_fails_with_the_win32_status_and_names_the_target,
                 https_to_http_redirect_needs_allow_https_to_http,
+                notify_program_gets_literal_arguments_and_reruns_after_failure,
             );
         }
     };

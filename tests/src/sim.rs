@@ -130,6 +130,10 @@ pub struct Sim {
     pub verdicts: VecDeque<Result<(), HResult>>,
     /// Every question to the certificate callback: (job, host, port).
     pub validations: Vec<(JobId, String, u16)>,
+    /// Every notification program run: (when, job, program, args).
+    pub programs: Vec<(Timestamp, JobId, String, Vec<String>)>,
+    /// The programs' exit codes, in order; 0 once they run out.
+    pub program_exits: VecDeque<i32>,
     now: Timestamp,
     rng: u64,
     latency: Duration,
@@ -167,6 +171,8 @@ impl Sim {
             dirs: vec![PathBuf::from("/dl")],
             verdicts: VecDeque::new(),
             validations: Vec::new(),
+            programs: Vec::new(),
+            program_exits: VecDeque::new(),
             now: START,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
@@ -551,6 +557,15 @@ impl Sim {
                 self.validations.push((job, host, port));
                 let verdict = self.verdicts.pop_front().unwrap_or(Ok(()));
                 self.later(Input::CertificateVerdict { now, conn, verdict });
+            }
+            Action::RunProgram { job, program, args } => {
+                self.programs.push((now, job, program, args));
+                let code = self.program_exits.pop_front().unwrap_or(0);
+                self.later(Input::ProgramExited {
+                    now,
+                    job,
+                    exit: Ok(code),
+                });
             }
             other => panic!("the simulation does not know {other:?}"),
         }

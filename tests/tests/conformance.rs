@@ -123,6 +123,15 @@ impl Driver for TokioDriver {
             .set_server_certificate_validation(job, validator))
     }
 
+    fn set_notify_cmd_line(
+        &self,
+        job: JobId,
+        program: Option<&str>,
+        parameters: Option<&str>,
+    ) -> Result<(), BitsError> {
+        self.on(self.manager().set_notify_cmd_line(job, program, parameters))
+    }
+
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
         self.on(self.manager().info(job))
     }
@@ -259,6 +268,15 @@ mod blocking {
             let validator = validator.map(|v| -> backhaul_blocking::CertificateValidator { v });
             self.manager()
                 .set_server_certificate_validation(job, validator)
+        }
+
+        fn set_notify_cmd_line(
+            &self,
+            job: JobId,
+            program: Option<&str>,
+            parameters: Option<&str>,
+        ) -> Result<(), BitsError> {
+            self.manager().set_notify_cmd_line(job, program, parameters)
         }
 
         fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {

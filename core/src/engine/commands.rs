@@ -10,6 +10,7 @@ use crate::error::BitsError;
 use crate::ids::{FileIndex, JobId};
 use crate::job::file::JobFile;
 use crate::job::headers::CustomHeaders;
+use crate::job::notify_cmd::NotifyCmdLine;
 use crate::job::{
     Caller, CompleteOutcome, JobPriority, JobState, NotifyFlags, Outcome, Owner, SecurityFlags,
     Trigger,
@@ -334,7 +335,7 @@ impl<'a> JobMut<'a> {
 
     /// `TakeOwnership`: the job now belongs to `new_owner`. The owner may hand it on; an
     /// administrator may take anyone's. A change of owner strips what was the old owner's
-    /// secret: custom headers (and credentials).
+    /// secret: custom headers (and credentials), and the notification command line (BITS).
     pub fn take_ownership(&mut self, new_owner: Owner) -> Result<(), BitsError> {
         self.ensure_not_final()?;
         if let Some(caller) = &self.caller {
@@ -353,7 +354,29 @@ impl<'a> JobMut<'a> {
         if job.rec.owner != new_owner {
             job.rec.owner = new_owner;
             job.rec.custom_headers = None;
+            job.rec.notify_cmd_line = None;
+            job.rec.notify_run = None;
         }
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
+    /// `SetNotifyCmdLine(program, parameters)`: run `program` (an absolute path, no shell, no
+    /// search path) when the job reaches TRANSFERRED or ERROR, with the parameters' words
+    /// after the first (BITS: the first parameter is the program itself) as its arguments.
+    /// `None, None` clears it. Set while the job is already TRANSFERRED or in ERROR, it runs
+    /// for that event.
+    pub fn set_notify_cmd_line(
+        &mut self,
+        program: Option<&str>,
+        parameters: Option<&str>,
+    ) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        self.ensure_owner("set the notification command line")?;
+        let cmd = NotifyCmdLine::new(program, parameters)?;
+        let state = self.state();
+        self.job().rec.notify_cmd_line = cmd;
+        self.engine.owe_notify_run(self.id, state);
         self.engine.touch(self.id);
         Ok(())
     }

@@ -15,6 +15,7 @@
 mod commands;
 mod connection;
 mod failure;
+mod notify_cmd;
 mod response;
 mod schedule;
 mod transfer;
@@ -35,6 +36,7 @@ use crate::ids::{ConnId, JobId};
 use crate::input::Input;
 use crate::job::file::JobFile;
 use crate::job::headers::CustomHeaders;
+use crate::job::notify_cmd::NotifyCmdLine;
 use crate::job::state::transition;
 use crate::job::{
     Caller, JobPriority, JobState, JobTimes, JobType, NotifyFlags, Outcome, Owner, SecurityFlags,
@@ -48,6 +50,7 @@ pub use self::commands::JobMut;
 pub use self::view::{FileInfo, JobInfo, JobView};
 
 use self::connection::Conn;
+use self::notify_cmd::NotifyRun;
 use self::transfer::Fetch;
 use self::validation::Validation;
 
@@ -114,6 +117,12 @@ pub struct JobRecord {
     /// `MakeCustomHeadersWriteOnly` was called (irreversible).
     #[serde(default)]
     pub(crate) custom_headers_write_only: bool,
+    /// `SetNotifyCmdLine`.
+    #[serde(default)]
+    pub(crate) notify_cmd_line: Option<NotifyCmdLine>,
+    /// A run of the command line that is owed (durable: a restart still runs it).
+    #[serde(default)]
+    pub(crate) notify_run: Option<NotifyRun>,
 }
 
 impl JobRecord {
@@ -143,6 +152,8 @@ pub(crate) struct Job {
     pub(crate) bytes_since_persist: u64,
     /// The certificate validation callback's registration and accepted servers.
     pub(crate) validation: Validation,
+    /// The notification program is running, for the event of this state.
+    pub(crate) notify_running: Option<JobState>,
 }
 
 /// Progress of `complete`: commits not yet reported, and whether one failed.
@@ -206,6 +217,7 @@ impl Engine {
                 peer_certificates,
                 ..
             } => self.handle_connected(conn, peer_certificates),
+            Input::ProgramExited { job, exit, .. } => self.handle_program_exited(job, exit),
             Input::CertificateVerdict { conn, verdict, .. } => {
                 self.handle_certificate_verdict(conn, verdict)
             }
@@ -310,6 +322,8 @@ impl Engine {
             wants_certificate_validation: false,
             custom_headers: None,
             custom_headers_write_only: false,
+            notify_cmd_line: None,
+            notify_run: None,
         };
         let seq = self.take_seq();
         self.jobs.insert(
@@ -324,6 +338,7 @@ impl Engine {
                 last_modification_event: None,
                 bytes_since_persist: 0,
                 validation: Validation::default(),
+                notify_running: None,
             },
         );
         self.push_action(Action::Persist { job: id });
@@ -515,6 +530,7 @@ impl Engine {
                 JobEvent::JobModification { job: id },
             ),
         }
+        self.owe_notify_run(id, to);
         if to.is_final() {
             self.push_action(Action::Forget { job: id });
         } else {

@@ -93,6 +93,7 @@ impl Engine {
     }
 
     fn handle_job_timers(&mut self, id: JobId, now: Timestamp) {
+        self.run_notify_if_due(id);
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
@@ -171,7 +172,8 @@ impl Engine {
             }
             _ => None,
         });
-        conns.chain(jobs).min()
+        let notify = self.jobs.keys().filter_map(|id| self.notify_deadline(*id));
+        conns.chain(jobs).chain(notify).min()
     }
 }
 

@@ -235,6 +235,12 @@ impl<'a> JobView<'a> {
         )
     }
 
+    /// `GetNotifyCmdLine`: `(program, parameters)`, if set.
+    pub fn notify_cmd_line(&self) -> Option<(&'a str, Option<&'a str>)> {
+        let cmd = self.job.rec.notify_cmd_line.as_ref()?;
+        Some((cmd.program.as_str(), cmd.parameters.as_deref()))
+    }
+
     /// Everything at once, owned.
     pub fn info(&self) -> JobInfo {
         JobInfo {

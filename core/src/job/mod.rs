@@ -2,6 +2,7 @@
 
 pub(crate) mod file;
 pub(crate) mod headers;
+pub(crate) mod notify_cmd;
 mod security;
 pub mod state;
 

@@ -201,3 +201,59 @@ pub fn https_to_http_redirect_needs_allow_https_to_http<D: Driver>() {
     s.driver.cancel(s.job).expect("cancel");
     s.shutdown();
 }
+
+/// The notification program runs when the job is TRANSFERRED, directly (no shell: `;` and
+/// `$()` arrive literally and run nothing), and runs again after the retry delay when it exits
+/// non-zero.
+pub fn notify_program_gets_literal_arguments_and_reruns_after_failure<D: Driver>() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let server = TestServer::start(vec![Route::file(
+        "/n.bin",
+        FileSpec::new(deterministic_bytes(KIB, 26)),
+    )]);
+    let s = Scenario::<D>::start(
+        "notify_program_gets_literal_arguments_and_reruns_after_failure",
+        &server,
+        &["n.bin"],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().display().to_string();
+    let script = work.path().join("on-done");
+    // Counts its runs, records its arguments one per line, fails the first run.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat '{dir}/count' 2>/dev/null || echo 0)\nn=$((n+1))\n\
+             echo $n > '{dir}/count'\nprintf '%s\\n' \"$@\" > '{dir}/args.'$n\n\
+             [ \"$BACKHAUL_JOB_ID\" != '' ] && [ $n -ge 2 ]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pwned = work.path().join("pwned");
+    let parameters = format!("on-done ';' '$(touch {})' 'a b'", pwned.display());
+    s.driver
+        .set_notify_cmd_line(s.job, Some(script.to_str().unwrap()), Some(&parameters))
+        .expect("set_notify_cmd_line");
+    s.driver
+        .set_minimum_retry_delay(s.job, MIN_RETRY_DELAY)
+        .unwrap();
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Transferred);
+    let count = || std::fs::read_to_string(work.path().join("count")).unwrap_or_default();
+    assert!(
+        crate::conformance::eventually(SMALL_TRANSFER, || count().trim() == "2"),
+        "the program ran {:?} times",
+        count()
+    );
+    let args = std::fs::read_to_string(work.path().join("args.1")).unwrap();
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        [";", &format!("$(touch {})", pwned.display()), "a b"]
+    );
+    assert!(!pwned.exists(), "no shell ran the parameters");
+    s.driver.complete(s.job).expect("complete");
+    s.shutdown();
+}
