@@ -4,9 +4,13 @@
 //! module. Exit codes: 0 success, 1 the transfer failed, 2 the command line was refused,
 //! 130 interrupted by Ctrl+C.
 
+mod client;
+mod daemon;
+mod protocol;
 mod report;
 mod security;
 mod transfer;
+mod verbs;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -31,6 +35,15 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// The daemon's socket (default: $BACKHAUL_SOCKET, else
+    /// $XDG_RUNTIME_DIR/backhaul/backhaul.sock; /run/backhaul/backhaul.sock with --system).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Talk to (or run) the system daemon, which serves every user.
+    #[arg(long, global = true)]
+    system: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +63,23 @@ enum Command {
                       backhaul transfer --json -q http://h/a /tmp/a http://h/b /tmp/b"
     )]
     Transfer(TransferArgs),
+
+    /// Run the engine over a job store and serve the verbs on a local socket.
+    ///
+    /// A per-user daemon is started by the first verb when none is running; `--system` (as
+    /// root) serves every user, each seeing only their own jobs.
+    Daemon(DaemonArgs),
+
+    #[command(flatten)]
+    Verb(verbs::Verb),
+}
+
+/// `backhaul daemon`'s arguments.
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// Trust the CA certificates in this PEM file for HTTPS, besides the system's (repeatable).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_files: Vec<PathBuf>,
 }
 
 /// `backhaul transfer`'s arguments.
@@ -207,7 +237,26 @@ fn pairs(args: Vec<OsString>) -> Result<Vec<(String, PathBuf)>, clap::Error> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| daemon::socket::default_socket(cli.system));
     match cli.command {
+        Command::Daemon(args) => {
+            let options = daemon::DaemonOptions {
+                socket,
+                system: cli.system,
+                ca_files: args.ca_files,
+            };
+            match daemon::run(options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("backhaul: daemon: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Verb(verb) => ExitCode::from(verbs::run(verb, socket, !cli.system)),
         Command::Transfer(args) => {
             let request = args.into_request().unwrap_or_else(|e| e.exit());
             catch_ctrl_c();
@@ -260,6 +309,7 @@ mod tests {
         let cli = Cli::try_parse_from(argv)?;
         match cli.command {
             Command::Transfer(args) => args.into_request(),
+            other => panic!("parsed as another command: {other:?}"),
         }
     }
 

@@ -1,0 +1,205 @@
+//! `backhaul daemon`: the engine over a job store, serving a local socket.
+//!
+//! A per-user daemon lives at `$XDG_RUNTIME_DIR/backhaul/backhaul.sock` (directory 0700,
+//! socket 0600) and serves only its own uid; a system daemon (`--system`, as root) lives at
+//! `/run/backhaul/backhaul.sock` (socket 0666) and serves every user, each as the uid the
+//! kernel reports for the peer (`SO_PEERCRED`): a user sees and changes only their own jobs,
+//! root sees all. The protocol is in [`crate::protocol`] and `docs/daemon.md`.
+
+mod ops;
+pub(crate) mod socket;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backhaul_core::{Caller, Owner};
+use backhaul_tokio::{DriverConfig, Manager};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::protocol::{Outcome, Reply, Request, WireError, MAX_LINE, VERSION};
+
+/// How the daemon was asked to run.
+#[derive(Clone, Debug)]
+pub(crate) struct DaemonOptions {
+    /// The socket to serve.
+    pub(crate) socket: PathBuf,
+    /// Serve every user (root only), not just the daemon's own uid.
+    pub(crate) system: bool,
+    /// Extra CA files trusted for HTTPS.
+    pub(crate) ca_files: Vec<PathBuf>,
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub(crate) fn run(options: DaemonOptions) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("backhaul-daemon")
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: DaemonOptions) -> Result<(), String> {
+    let uid = socket::current_uid();
+    if options.system && uid != 0 {
+        return Err("--system needs root: it serves every user's jobs".into());
+    }
+    let listener = socket::bind(&options.socket, options.system)?;
+    let mut config = DriverConfig::new();
+    config.ca_files = options.ca_files.clone();
+    config.owner = Owner(format!("uid:{uid}"));
+    let manager = Manager::new(config).map_err(|e| e.to_string())?;
+    let daemon = Arc::new(Daemon {
+        manager,
+        uid,
+        system: options.system,
+    });
+    tracing::info!("serving {}", options.socket.display());
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let daemon = daemon.clone();
+                    tokio::spawn(async move { daemon.serve_connection(stream).await });
+                }
+                Err(e) => tracing::warn!("accept failed: {e}"),
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    let _ = std::fs::remove_file(&options.socket);
+    daemon.manager.clone().shutdown().await;
+    Ok(())
+}
+
+struct Daemon {
+    manager: Manager,
+    uid: u32,
+    system: bool,
+}
+
+impl Daemon {
+    /// One client: requests in, replies out, until it hangs up. Nothing a client sends stops
+    /// the daemon.
+    async fn serve_connection(&self, stream: UnixStream) {
+        let peer = match stream.peer_cred() {
+            Ok(cred) => cred,
+            Err(e) => return tracing::warn!("no peer credentials: {e}"),
+        };
+        let caller = Caller {
+            owner: Owner(format!("uid:{}", peer.uid())),
+            admin: peer.uid() == 0,
+        };
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let mut line = Vec::with_capacity(1024);
+        loop {
+            line.clear();
+            let reply = match read_line(&mut reader, &mut line).await {
+                Ok(ReadLine::Eof) => return,
+                Ok(ReadLine::TooLong) => error_reply(
+                    0,
+                    WireError::new(
+                        backhaul_core::codes::E_INVALIDARG,
+                        format!("the request is longer than {MAX_LINE} bytes"),
+                    ),
+                ),
+                Ok(ReadLine::Line) => self.answer(&caller, &line).await,
+                Err(e) => return tracing::debug!("client read failed: {e}"),
+            };
+            let mut out = serde_json::to_vec(&reply).expect("a reply always encodes");
+            out.push(b'\n');
+            if write.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn answer(&self, caller: &Caller, line: &[u8]) -> Reply {
+        let request: Request = match serde_json::from_slice(line) {
+            Ok(request) => request,
+            Err(e) => {
+                let why = format!("not a request: {e}");
+                return error_reply(0, WireError::new(backhaul_core::codes::E_INVALIDARG, why));
+            }
+        };
+        if request.v != VERSION {
+            let why = format!(
+                "protocol version {} is not spoken here ({VERSION} is)",
+                request.v
+            );
+            return error_reply(
+                request.id,
+                WireError::new(backhaul_core::codes::E_NOTIMPL, why),
+            );
+        }
+        if !self.system && caller.owner.0 != format!("uid:{}", self.uid) {
+            let why = "this per-user daemon serves only its own user".to_string();
+            return error_reply(
+                request.id,
+                WireError::new(backhaul_core::codes::E_ACCESSDENIED, why),
+            );
+        }
+        let outcome = match ops::handle(&self.manager, caller, request.op).await {
+            Ok(value) => Outcome::Ok(value),
+            Err(e) => Outcome::Error(e),
+        };
+        Reply {
+            v: VERSION,
+            id: request.id,
+            outcome,
+        }
+    }
+}
+
+fn error_reply(id: u64, error: WireError) -> Reply {
+    Reply {
+        v: VERSION,
+        id,
+        outcome: Outcome::Error(error),
+    }
+}
+
+enum ReadLine {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line (without its newline) of at most [`MAX_LINE`] bytes; a longer one is read to
+/// its end and discarded, so the next request starts clean.
+async fn read_line(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<ReadLine> {
+    let n = (&mut *reader)
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', line)
+        .await?;
+    if n == 0 {
+        return Ok(ReadLine::Eof);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(ReadLine::Line);
+    }
+    if n < MAX_LINE {
+        // End of stream in the middle of a line: answer what arrived.
+        return Ok(ReadLine::Line);
+    }
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        let n = (&mut *reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut rest)
+            .await?;
+        if n == 0 || rest.last() == Some(&b'\n') {
+            return Ok(ReadLine::TooLong);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! What each request does, on behalf of the peer that sent it.
+//!
+//! Every operation runs on the engine through `Manager::call`, with the peer as a [`Caller`]:
+//! core enforces BITS' rules (owner or administrator; credentials and custom headers are the
+//! owner's alone). A job is named by its id or by its display name.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use backhaul_core::{codes, BitsError, Caller, Engine, JobId, JobPriority, JobType};
+use backhaul_tokio::Manager;
+use serde_json::{json, Value};
+
+use crate::protocol::{job_json, Op, WireError, VERSION};
+
+/// Runs `op` for `caller` and returns the reply's value.
+pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result<Value, WireError> {
+    let caller = caller.clone();
+    let call =
+        move |f: Box<dyn FnOnce(&mut Engine, &Caller) -> Result<Value, BitsError> + Send>| {
+            let caller = caller.clone();
+            async move {
+                manager
+                    .call(move |engine| f(engine, &caller))
+                    .await
+                    .map_err(|e| WireError::new(codes::E_UNEXPECTED, e.to_string()))?
+                    .map_err(WireError::from)
+            }
+        };
+    match op {
+        Op::Hello => {
+            let hello = |_: &mut Engine, c: &Caller| {
+                Ok(json!({"version": VERSION, "caller": c.owner.0, "admin": c.admin}))
+            };
+            call(Box::new(hello)).await
+        }
+        Op::Create { display_name } => {
+            call(Box::new(move |e, c| {
+                let id = e.create_job(&display_name, JobType::Download, c.owner.clone())?;
+                Ok(json!({"job": id.to_string()}))
+            }))
+            .await
+        }
+        Op::AddFile { job, url, local } => {
+            call(Box::new(move |e, c| {
+                let id = resolve(e, c, &job)?;
+                backhaul_io::check_local_name(&local)?;
+                check_destination_owner(&local, c)?;
+                let index = e.job_mut_as(id, c)?.add_file(&url, &local)?;
+                Ok(json!({"job": id.to_string(), "file": index}))
+            }))
+            .await
+        }
+        Op::Info { job } => {
+            call(Box::new(move |e, c| {
+                let id = resolve(e, c, &job)?;
+                Ok(job_json(&e.job_as(id, c)?.info()))
+            }))
+            .await
+        }
+        Op::List { all_users } => {
+            call(Box::new(move |e, c| {
+                let ids = e.jobs_as(c, all_users)?;
+                let jobs: Vec<Value> = ids
+                    .into_iter()
+                    .filter_map(|id| e.job(id).ok().map(|v| job_json(&v.info())))
+                    .collect();
+                Ok(Value::Array(jobs))
+            }))
+            .await
+        }
+        Op::Complete { job } => call(Box::new(move |e, c| {
+            let id = resolve(e, c, &job)?;
+            let outcome = e.job_mut_as(id, c)?.complete()?;
+            Ok(json!({"job": id.to_string(), "hresult": format!("0x{:08X}", outcome.hresult().0)}))
+        }))
+        .await,
+        other => {
+            call(Box::new(move |e, c| {
+                let (job, set) = setter(other);
+                let id = resolve(e, c, &job)?;
+                set(e, id, c)?;
+                Ok(json!({"job": id.to_string()}))
+            }))
+            .await
+        }
+    }
+}
+
+/// A command that changes a job and returns nothing.
+type Setter = Box<dyn FnOnce(&mut Engine, JobId, &Caller) -> Result<(), BitsError> + Send>;
+
+/// The job name and the change, for every operation that only changes a job.
+fn setter(op: Op) -> (String, Setter) {
+    macro_rules! set {
+        ($job:expr, |$j:ident, $c:ident| $body:expr) => {
+            (
+                $job,
+                Box::new(move |e: &mut Engine, id: JobId, $c: &Caller| {
+                    let mut $j = e.job_mut_as(id, $c)?;
+                    $body
+                }),
+            )
+        };
+    }
+    match op {
+        Op::SetSecurityFlags { job, flags } => set!(job, |j, _c| j.set_security_flags(flags)),
+        Op::SetCustomHeaders { job, headers } => {
+            set!(job, |j, _c| j.set_custom_headers(headers.as_deref()))
+        }
+        Op::SetPriority { job, priority } => set!(job, |j, _c| {
+            j.set_priority(priority.parse::<JobPriority>()?)
+        }),
+        Op::SetNotifyFlags { job, flags } => set!(job, |j, _c| j.set_notify_flags(flags)),
+        Op::SetNotifyCmdLine {
+            job,
+            program,
+            parameters,
+        } => set!(job, |j, _c| j
+            .set_notify_cmd_line(program.as_deref(), parameters.as_deref())),
+        Op::SetMinRetryDelay { job, secs } => {
+            set!(job, |j, _c| j.set_minimum_retry_delay(secs))
+        }
+        Op::SetNoProgressTimeout { job, secs } => {
+            set!(job, |j, _c| j.set_no_progress_timeout(secs))
+        }
+        Op::SetMaxDownloadTime { job, secs } => {
+            set!(job, |j, _c| j.set_maximum_download_time(secs))
+        }
+        Op::SetDisplayName { job, name } => set!(job, |j, _c| j.set_display_name(&name)),
+        Op::SetDescription { job, description } => {
+            set!(job, |j, _c| j.set_description(&description))
+        }
+        Op::Resume { job } => set!(job, |j, _c| j.resume()),
+        Op::Suspend { job } => set!(job, |j, _c| j.suspend()),
+        Op::Cancel { job } => set!(job, |j, _c| j.cancel()),
+        Op::TakeOwnership { job } => set!(job, |j, c| j.take_ownership(c.owner.clone())),
+        Op::Hello
+        | Op::Create { .. }
+        | Op::AddFile { .. }
+        | Op::Info { .. }
+        | Op::List { .. }
+        | Op::Complete { .. } => unreachable!("handled before"),
+    }
+}
+
+/// A job named by id (a GUID, braces optional) or by display name, among the jobs the caller
+/// may see. An ambiguous name is an error that lists the candidates.
+fn resolve(engine: &Engine, caller: &Caller, name: &str) -> Result<JobId, BitsError> {
+    if let Ok(id) = name.parse::<JobId>() {
+        engine.job_as(id, caller)?;
+        return Ok(id);
+    }
+    let matches: Vec<JobId> = engine
+        .jobs_as(caller, caller.admin)?
+        .into_iter()
+        .filter(|id| engine.job(*id).is_ok_and(|v| v.display_name() == name))
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(BitsError::new(
+            codes::BG_E_NOT_FOUND,
+            format!("no job has the id or display name {name:?}"),
+        )),
+        several => {
+            let ids: Vec<String> = several.iter().map(JobId::to_string).collect();
+            Err(BitsError::new(
+                codes::E_INVALIDARG,
+                format!(
+                    "{} jobs are named {name:?}; name one by id: {}",
+                    several.len(),
+                    ids.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The daemon writes files for its callers: a destination directory must belong to the
+/// caller (administrators excepted), so a user cannot have the daemon write where they could
+/// not.
+fn check_destination_owner(local: &Path, caller: &Caller) -> Result<(), BitsError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let dir = local.parent().unwrap_or(Path::new("/"));
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| BitsError::new(codes::E_INVALIDARG, format!("{}: {e}", dir.display())))?;
+    if caller.owner.0 == format!("uid:{}", meta.uid()) {
+        return Ok(());
+    }
+    Err(BitsError::new(
+        codes::E_ACCESSDENIED,
+        format!(
+            "{} belongs to uid {}, not to the caller {}",
+            dir.display(),
+            meta.uid(),
+            caller.owner
+        ),
+    ))
+}
