@@ -196,8 +196,12 @@ fn render_list(list: &[Challenge], quote_all: bool, spacing: &str) -> String {
 
 proptest! {
     #[test]
-    fn parsing_never_panics_on_arbitrary_text(value in "\\PC{0,64}") {
-        let _ = parse_challenges(&value);
+    fn parsing_never_panics_on_arbitrary_text(chars in proptest::collection::vec(any::<char>(), 0..64)) {
+        let value: String = chars.into_iter().collect();
+        if let Err(e) = parse_challenges(&value) {
+            prop_assert!(e.offset <= value.len());
+        }
+        let _ = parse_fields([value.as_str(), "Basic realm=x"]);
     }
 
     #[test]
