@@ -39,6 +39,7 @@
 //! Every code keeps its BITS name and HRESULT value ([`codes`]).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod codes;
 mod config;
 mod engine;
@@ -51,6 +52,7 @@ mod output;
 mod time;
 pub mod tls;
 
+pub use crate::auth::{AuthScheme, AuthTarget, CredentialSet, Credentials, RemoveOutcome, Secret};
 pub use crate::codes::HResult;
 pub use crate::config::Config;
 pub use crate::engine::{Engine, FileInfo, JobInfo, JobMut, JobRecord, JobView};

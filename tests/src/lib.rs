@@ -13,7 +13,10 @@ pub mod sim;
 
 pub use crate::data::{deterministic_bytes, sha256_hex};
 pub use crate::pki::TestPki;
-pub use crate::server::{Behavior, FileSpec, RecordedRequest, Route, Step, TestServer};
+pub use crate::server::{
+    AuthSpec, Behavior, FileSpec, RecordedRequest, Route, ServerDigestAlgorithm, ServerScheme,
+    Step, TestServer,
+};
 
 /// The README's Rust examples, compiled by `cargo test --doc` so they cannot rot.
 #[cfg(doctest)]

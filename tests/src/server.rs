@@ -24,11 +24,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use self::auth::{AuthSpec, ServerDigestAlgorithm, ServerScheme};
 use self::wire::{
     if_range_matches, parse_range, read_request, write_head, write_simple, ReadOutcome, Request,
 };
 use crate::pki::TestPki;
 
+mod auth;
 mod wire;
 
 /// A connection that sends nothing for this long is closed by the server.
@@ -65,6 +67,14 @@ pub enum Behavior {
     /// answered from the step the next GET would get, and consumes it only if it is a
     /// [`Step::Status`] (a HEAD meets the same failure a GET would).
     Script(Vec<Step>),
+    /// `inner`, behind Basic or Digest authentication (401, or 407 as a proxy): see
+    /// [`AuthSpec`]. Refused requests consume no step of `inner`.
+    Auth {
+        /// What the server requires.
+        spec: AuthSpec,
+        /// What authenticated requests get.
+        inner: Box<Behavior>,
+    },
 }
 
 /// One scripted answer.
@@ -202,7 +212,12 @@ impl TestServer {
 
     fn start_inner(routes: Vec<Route>, tls: Option<Arc<rustls::ServerConfig>>) -> TestServer {
         for route in &routes {
-            if let Behavior::Script(steps) = &route.behavior {
+            assert!(
+                !matches!(route.behavior.served(), Behavior::Auth { .. }),
+                "{} has two authentication layers; one per route",
+                route.path
+            );
+            if let Behavior::Script(steps) = route.behavior.served() {
                 assert!(
                     !steps.is_empty(),
                     "the script for {} has no step",
@@ -218,6 +233,10 @@ impl TestServer {
                 .into_iter()
                 .map(|r| RouteState {
                     path: normalize_path(&r.path),
+                    gate: match &r.behavior {
+                        Behavior::Auth { spec, .. } => Some(auth::Gate::new(spec.clone())),
+                        _ => None,
+                    },
                     behavior: r.behavior,
                     next_step: Mutex::new(0),
                 })
@@ -283,6 +302,14 @@ impl Route {
 }
 
 impl Behavior {
+    /// What requests that pass authentication get (the behaviour itself when unprotected).
+    fn served(&self) -> &Behavior {
+        match self {
+            Behavior::Auth { inner, .. } => inner,
+            other => other,
+        }
+    }
+
     /// The first `times` GETs get `file` cut after `drop_after_bytes` body bytes; later ones get
     /// the whole file.
     pub fn drop_after(file: FileSpec, drop_after_bytes: u64, times: usize) -> Behavior {
@@ -394,6 +421,8 @@ struct Shared {
 #[derive(Debug)]
 struct RouteState {
     path: String,
+    /// The verifier of a [`Behavior::Auth`] route.
+    gate: Option<auth::Gate>,
     behavior: Behavior,
     next_step: Mutex<usize>,
 }
@@ -555,7 +584,7 @@ impl Shared {
     }
 
     fn route(&self, target: &str) -> Option<&RouteState> {
-        let path = strip_query(target);
+        let path = strip_query(origin_form(target));
         self.routes.iter().find(|r| r.path == path)
     }
 }
@@ -563,7 +592,10 @@ impl Shared {
 impl RouteState {
     /// The step for this request, consuming it when the rules of [`Behavior::Script`] say so.
     fn step_for(&self, request: &Request) -> Step {
-        match &self.behavior {
+        match self.behavior.served() {
+            Behavior::Auth { .. } => {
+                unreachable!("start_inner refuses nested authentication layers")
+            }
             Behavior::File(file) => Step::Serve(file.clone()),
             Behavior::Script(steps) => {
                 let mut next = lock(&self.next_step);
@@ -611,6 +643,16 @@ fn respond<S: Read + Write>(
         write_simple(stream, 404, &[], body, close)?;
         return Ok(keep);
     };
+    if let Some(refusal) = route.gate.as_ref().and_then(|g| g.check(request).err()) {
+        sent.status(refusal.status);
+        let body: &[u8] = if request.is_head() {
+            b""
+        } else {
+            refusal.reason.as_bytes()
+        };
+        write_simple(stream, refusal.status, &refusal.headers, body, close)?;
+        return Ok(keep);
+    }
     match route.step_for(request) {
         Step::Serve(file) => serve_file(stream, request, &file, None, close, sent).map(|()| keep),
         Step::Truncate { file, after } => {
@@ -722,6 +764,18 @@ fn normalize_path(path: &str) -> String {
     } else {
         format!("/{path}")
     }
+}
+
+/// The path of an absolute-form target (`http://host:port/path`, as sent to a proxy), so a
+/// server acting as a proxy for itself finds its routes; other targets as they are.
+fn origin_form(target: &str) -> &str {
+    let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    else {
+        return target;
+    };
+    rest.find('/').map_or("/", |slash| &rest[slash..])
 }
 
 fn strip_query(target: &str) -> &str {

@@ -555,3 +555,5 @@ fn https_client_without_the_ca_is_refused_and_no_request_is_recorded() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(server.requests().is_empty());
 }
+
+mod auth;
