@@ -34,6 +34,25 @@ fn job_with_headers(sim: &mut Sim, url: &str, flags: SecurityFlags) -> JobId {
     job
 }
 
+fn basic_challenge() -> Reply {
+    Reply::Status(
+        401,
+        vec![("WWW-Authenticate".into(), "Basic realm=\"r\"".into())],
+    )
+}
+
+fn basic_credentials() -> backhaul_core::auth::Credentials {
+    use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials, Secret};
+    let password = Some(Secret::from("pw"));
+    Credentials::new(
+        AuthTarget::Server,
+        AuthScheme::Basic,
+        Some("u".into()),
+        password,
+    )
+    .unwrap()
+}
+
 fn carries_secret(sim: &Sim, index: usize) -> bool {
     sim.requests[index].header("x-secret") == Some("s3cr3t-token")
 }
@@ -157,7 +176,7 @@ fn hop_url((https, host, port): (bool, &str, Option<u16>), index: usize) -> Stri
 }
 
 #[test]
-fn no_request_carries_a_custom_header_outside_its_origin() {
+fn no_request_carries_a_custom_header_or_credentials_outside_its_origin() {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -173,16 +192,28 @@ fn no_request_carries_a_custom_header_outside_its_origin() {
         let mut sim = Sim::new(seed);
         for (i, u) in urls.iter().enumerate() {
             let (host, port) = (u.host_str().unwrap(), u.port_or_known_default().unwrap());
+            // The first hop asks for credentials once, so the job holds an answer for it.
+            let mut replies = if i == 0 {
+                vec![basic_challenge()]
+            } else {
+                vec![]
+            };
             match urls.get(i + 1) {
-                Some(next) => sim.script(host, port, u.path(), vec![redirect(next.as_str())]),
-                None => sim.serve(host, port, u.path(), Resource::new(body(64), "v")),
+                Some(next) => replies.push(redirect(next.as_str())),
+                None => {
+                    sim.serve(host, port, u.path(), Resource::new(body(64), "v"));
+                    replies.push(Reply::Serve);
+                }
             }
+            sim.script(host, port, u.path(), replies);
         }
         let flags = SecurityFlags::default().with_allow_https_to_http(true);
         let job = job_with_headers(&mut sim, urls[0].as_str(), flags);
+        sim.command(|e| e.job_mut(job)?.set_credentials(basic_credentials()))
+            .unwrap();
         sim.drive_until(10_000, |s| s.state(job).is_settled());
         let origin = urls[0].origin();
-        for request in &sim.requests {
+        for (n, request) in sim.requests.iter().enumerate() {
             let hop: usize = request.path[2..].parse().unwrap();
             let stayed = urls[..=hop].iter().all(|u| u.origin() == origin);
             let carried = request.header("x-secret").is_some();
@@ -193,6 +224,18 @@ fn no_request_carries_a_custom_header_outside_its_origin() {
                 urls.iter().map(url::Url::as_str).collect::<Vec<_>>()
             );
             prop_assert!(carried || !stayed, "seed {seed}: hop {hop} lost its header");
+            let authorized = request.header("authorization").is_some();
+            prop_assert!(
+                !authorized || stayed,
+                "seed {seed}: request to {} (hop {hop}) carried credentials; chain {:?}",
+                urls[hop],
+                urls.iter().map(url::Url::as_str).collect::<Vec<_>>()
+            );
+            // Only the very first request goes out before the origin asked.
+            prop_assert!(
+                authorized || !stayed || n == 0,
+                "seed {seed}: hop {hop} unanswered"
+            );
         }
         Ok(())
     });

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use url::Url;
 
+use crate::auth::{AuthScheme, AuthTarget, Credentials, RemoveOutcome};
 use crate::codes::{self, HResult};
 use crate::error::BitsError;
 use crate::ids::{FileIndex, JobId};
@@ -354,11 +355,44 @@ impl<'a> JobMut<'a> {
         if job.rec.owner != new_owner {
             job.rec.owner = new_owner;
             job.rec.custom_headers = None;
+            job.rec.credentials.clear();
+            job.server_auth.clear();
             job.rec.notify_cmd_line = None;
             job.rec.notify_run = None;
         }
         self.engine.touch(self.id);
         Ok(())
+    }
+
+    /// `SetCredentials`: the credentials for one target (server or proxy) and scheme,
+    /// replacing what that slot held (build them with [`Credentials::new`], which applies
+    /// BITS' checks and codes). Owner only. There is no getter. A job in ERROR because of a
+    /// 401/407 goes on from where it was after this and `resume`.
+    pub fn set_credentials(&mut self, credentials: Credentials) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        self.ensure_owner("set credentials")?;
+        let job = self.job();
+        job.rec.credentials.set(credentials);
+        // What the job learned about its origins was for the old credentials.
+        job.server_auth.clear();
+        self.engine.touch(self.id);
+        Ok(())
+    }
+
+    /// `RemoveCredentials`: [`RemoveOutcome::Removed`] (`S_OK`), or
+    /// [`RemoveOutcome::NothingSet`] (`S_FALSE`). Owner only.
+    pub fn remove_credentials(
+        &mut self,
+        target: AuthTarget,
+        scheme: AuthScheme,
+    ) -> Result<RemoveOutcome, BitsError> {
+        self.ensure_not_final()?;
+        self.ensure_owner("remove credentials")?;
+        let job = self.job();
+        let outcome = job.rec.credentials.remove(target, scheme);
+        job.server_auth.clear();
+        self.engine.touch(self.id);
+        Ok(outcome)
     }
 
     /// `SetNotifyCmdLine(program, parameters)`: run `program` (an absolute path, no shell, no

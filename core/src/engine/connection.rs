@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use rustls_pki_types::CertificateDer;
 use url::{Position, Url};
 
+use crate::auth::{AuthScheme, Secret};
 use crate::codes;
 use crate::error::{ErrorContext, JobError, Severity};
 use crate::http::{self, HttpError, Method, Request, ResponseParser};
@@ -148,6 +149,7 @@ impl Engine {
     }
 
     pub(super) fn send_request(&mut self, id: JobId, conn: ConnId) {
+        let authorization = self.request_authorization(id);
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -179,7 +181,7 @@ impl Engine {
         // Custom headers (and, later, server credentials) go only to the origin of the URL the
         // app added, and never again once a redirect has left it.
         let to_secrets_origin = !fetch.left_origin && file.is_secrets_origin(&fetch.url);
-        let extra_headers: Vec<(&str, &str)> = match &job.rec.custom_headers {
+        let mut extra_headers: Vec<(&str, &str)> = match &job.rec.custom_headers {
             Some(headers) if to_secrets_origin => headers
                 .fields()
                 .iter()
@@ -187,6 +189,11 @@ impl Engine {
                 .collect(),
             _ => Vec::new(),
         };
+        fetch.auth_sent = None;
+        if let Some((scheme, value)) = authorization.as_ref().filter(|_| to_secrets_origin) {
+            extra_headers.push(("Authorization", value.expose()));
+            fetch.auth_sent = Some(*scheme);
+        }
         let request = Request {
             method: Method::Get,
             target: &fetch.url[Position::BeforePath..Position::AfterQuery],
@@ -377,6 +384,20 @@ impl Engine {
         } else {
             self.drop_conn(conn);
         }
+    }
+
+    /// The `Authorization` for the job's next request, when its origin was answered before
+    /// and the request goes to the origin the app's secrets belong to.
+    fn request_authorization(&mut self, id: JobId) -> Option<(AuthScheme, Secret)> {
+        let job = self.jobs.get(&id)?;
+        let fetch = job.fetch.as_ref()?;
+        let file = &job.rec.files[fetch.file as usize];
+        if fetch.left_origin || !file.is_secrets_origin(&fetch.url) {
+            return None;
+        }
+        let url = fetch.url.clone();
+        let target = url[Position::BeforePath..Position::AfterQuery].to_string();
+        self.authorization_for(id, &url, &target)
     }
 
     /// The pool tag of a connection for job `id` to `origin`.

@@ -12,6 +12,7 @@
 //! State changes go through [`Engine::apply`], the only caller of [`transition`]; it is the one
 //! place that writes a job's state.
 
+mod auth;
 mod commands;
 mod connection;
 mod failure;
@@ -29,6 +30,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::CredentialSet;
 use crate::codes;
 use crate::config::Config;
 use crate::error::{BitsError, JobError};
@@ -49,6 +51,7 @@ use crate::tls::TrustStore;
 pub use self::commands::JobMut;
 pub use self::view::{FileInfo, JobInfo, JobView};
 
+use self::auth::ServerAuth;
 use self::connection::Conn;
 use self::notify_cmd::NotifyRun;
 use self::transfer::Fetch;
@@ -123,6 +126,9 @@ pub struct JobRecord {
     /// A run of the command line that is owed (durable: a restart still runs it).
     #[serde(default)]
     pub(crate) notify_run: Option<NotifyRun>,
+    /// `SetCredentials`: one slot per target and scheme (owner only; secrets never printed).
+    #[serde(default)]
+    pub(crate) credentials: CredentialSet,
 }
 
 impl JobRecord {
@@ -154,6 +160,8 @@ pub(crate) struct Job {
     pub(crate) validation: Validation,
     /// The notification program is running, for the event of this state.
     pub(crate) notify_running: Option<JobState>,
+    /// How the job answers the origins that challenged it.
+    pub(crate) server_auth: ServerAuth,
 }
 
 /// Progress of `complete`: commits not yet reported, and whether one failed.
@@ -324,6 +332,7 @@ impl Engine {
             custom_headers_write_only: false,
             notify_cmd_line: None,
             notify_run: None,
+            credentials: CredentialSet::new(),
         };
         let seq = self.take_seq();
         self.jobs.insert(
@@ -339,6 +348,7 @@ impl Engine {
                 bytes_since_persist: 0,
                 validation: Validation::default(),
                 notify_running: None,
+                server_auth: ServerAuth::default(),
             },
         );
         self.push_action(Action::Persist { job: id });

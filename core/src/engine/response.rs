@@ -94,6 +94,7 @@ impl Engine {
             }
             416 if fetch.range_start > 0 => self.restart_file(id, conn),
             300..=303 | 307 | 308 => self.follow_redirect(id, conn, &head),
+            401 => self.handle_unauthorized(id, conn, &head),
             s if is_transient_status(s) => {
                 let retry_after = head.retry_after(now);
                 let error = remote_error(

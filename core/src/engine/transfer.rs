@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::auth::AuthScheme;
+
 use crate::codes::{self, HResult};
 use crate::error::{ErrorContext, JobError, Severity};
 use crate::ids::{ConnId, FileIndex, JobId};
@@ -34,6 +36,10 @@ pub(crate) struct Fetch {
     pub(super) chain: Vec<Url>,
     /// A redirect in this chain changed the origin: no secret is sent for the rest of it.
     pub(super) left_origin: bool,
+    /// The scheme whose credentials the request in flight carries.
+    pub(super) auth_sent: Option<AuthScheme>,
+    /// Challenges answered in this fetch.
+    pub(super) auth_rounds: u32,
     pub(super) restarts: u32,
     pub(super) temp_name_tries: u32,
     pub(super) phase: Phase,
@@ -71,6 +77,8 @@ impl Engine {
             file: index,
             chain: vec![url.clone()],
             left_origin: false,
+            auth_sent: None,
+            auth_rounds: 0,
             url,
             restarts: 0,
             temp_name_tries: 0,
