@@ -233,6 +233,25 @@ impl Manager {
         self.call(move |e| e.job_mut(job)?.make_custom_headers_write_only())?
     }
 
+    /// `SetCredentials` (see [`backhaul_core::auth::Credentials::new`] for BITS' checks).
+    pub fn set_credentials(
+        &self,
+        job: JobId,
+        credentials: backhaul_core::auth::Credentials,
+    ) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_credentials(credentials))?
+    }
+
+    /// `RemoveCredentials`: `Removed` (S_OK) or `NothingSet` (S_FALSE).
+    pub fn remove_credentials(
+        &self,
+        job: JobId,
+        target: backhaul_core::auth::AuthTarget,
+        scheme: backhaul_core::auth::AuthScheme,
+    ) -> Result<backhaul_core::auth::RemoveOutcome, BitsError> {
+        self.call(move |e| e.job_mut(job)?.remove_credentials(target, scheme))?
+    }
+
     /// `SetNotifyCmdLine(program, parameters)`: an absolute program run (never through a shell)
     /// when the job reaches TRANSFERRED or ERROR; the parameters' first word is the program
     /// itself, as in BITS. `None, None` clears it.

@@ -263,6 +263,27 @@ impl Manager {
             .await?
     }
 
+    /// `SetCredentials` (see [`backhaul_core::auth::Credentials::new`] for BITS' checks).
+    pub async fn set_credentials(
+        &self,
+        job: JobId,
+        credentials: backhaul_core::auth::Credentials,
+    ) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_credentials(credentials))
+            .await?
+    }
+
+    /// `RemoveCredentials`: `Removed` (S_OK) or `NothingSet` (S_FALSE).
+    pub async fn remove_credentials(
+        &self,
+        job: JobId,
+        target: backhaul_core::auth::AuthTarget,
+        scheme: backhaul_core::auth::AuthScheme,
+    ) -> Result<backhaul_core::auth::RemoveOutcome, BitsError> {
+        self.call(move |e| e.job_mut(job)?.remove_credentials(target, scheme))
+            .await?
+    }
+
     /// `SetNotifyCmdLine(program, parameters)`: an absolute program run (never through a shell)
     /// when the job reaches TRANSFERRED or ERROR; the parameters' first word is the program
     /// itself, as in BITS. `None, None` clears it.

@@ -108,6 +108,12 @@ pub trait Driver: Sized {
         job: JobId,
         validator: Option<Validator>,
     ) -> Result<(), BitsError>;
+    /// `Manager::set_credentials`.
+    fn set_credentials(
+        &self,
+        job: JobId,
+        credentials: backhaul_core::auth::Credentials,
+    ) -> Result<(), BitsError>;
     /// `Manager::set_notify_cmd_line`.
     fn set_notify_cmd_line(
         &self,
@@ -386,6 +392,9 @@ macro_rules! conformance_suite {
                 redirect_disallowed_fails_with_the_win32_status_and_names_the_target,
                 https_to_http_redirect_needs_allow_https_to_http,
                 notify_program_gets_literal_arguments_and_reruns_after_failure,
+                basic_auth_without_wrong_and_right_credentials,
+                digest_auth_every_algorithm_with_userhash_and_a_stale_nonce,
+                credentials_never_reach_a_redirect_target,
             );
         }
     };

@@ -123,6 +123,14 @@ impl Driver for TokioDriver {
             .set_server_certificate_validation(job, validator))
     }
 
+    fn set_credentials(
+        &self,
+        job: JobId,
+        credentials: backhaul_core::auth::Credentials,
+    ) -> Result<(), BitsError> {
+        self.on(self.manager().set_credentials(job, credentials))
+    }
+
     fn set_notify_cmd_line(
         &self,
         job: JobId,
@@ -268,6 +276,14 @@ mod blocking {
             let validator = validator.map(|v| -> backhaul_blocking::CertificateValidator { v });
             self.manager()
                 .set_server_certificate_validation(job, validator)
+        }
+
+        fn set_credentials(
+            &self,
+            job: JobId,
+            credentials: backhaul_core::auth::Credentials,
+        ) -> Result<(), BitsError> {
+            self.manager().set_credentials(job, credentials)
         }
 
         fn set_notify_cmd_line(

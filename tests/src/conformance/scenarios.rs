@@ -21,7 +21,9 @@ use crate::data::{deterministic_bytes, sha256_hex};
 use crate::pki::TestPki;
 use crate::server::{Behavior, FileSpec, Route, Step, TestServer};
 
+mod auth;
 mod policy;
+pub use self::auth::*;
 pub use self::policy::*;
 
 /// A transfer of a few hundred KiB over loopback settles within this.
