@@ -159,6 +159,8 @@ impl Engine {
             user_agent: &self.config.user_agent,
             range_start: resumable.then_some(range_start),
             if_range: if_range.as_deref(),
+            authorization: None,
+            proxy_authorization: None,
             extra_headers: &[],
         };
         let mut buf = BytesMut::with_capacity(256);
