@@ -27,6 +27,17 @@ pub enum Input {
         /// received. The driver's TLS verifier decides nothing: core does, on this input.
         peer_certificates: Vec<CertificateDer<'static>>,
     },
+    /// TLS asked for by [`Action::StartTls`](crate::Action::StartTls) is up on the connection.
+    /// Nothing has been sent through it yet.
+    TlsStarted {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+        /// The certificate chain the origin presented, end-entity first, exactly as received;
+        /// core decides on it, as for [`Input::Connected`].
+        peer_certificates: Vec<CertificateDer<'static>>,
+    },
     /// A connection could not be opened (resolution, TCP or TLS failed).
     ConnectFailed {
         /// Current wall time.
@@ -103,6 +114,7 @@ impl Input {
         match self {
             Input::Timeout { now }
             | Input::Connected { now, .. }
+            | Input::TlsStarted { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }
@@ -119,6 +131,7 @@ impl Input {
         match &mut self {
             Input::Timeout { now }
             | Input::Connected { now, .. }
+            | Input::TlsStarted { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }
