@@ -127,6 +127,8 @@ codes! {
     BG_E_MISSING_FILE_SIZE = 0x8020_0011, "the server did not return the file size";
     BG_E_INSUFFICIENT_HTTP_SUPPORT = 0x8020_0012, "the server does not support HTTP 1.1";
     BG_E_INSUFFICIENT_RANGE_SUPPORT = 0x8020_0013, "the server does not support the necessary HTTP protocol (ranges)";
+    BG_E_PROXY_LIST_TOO_LARGE = 0x8020_0018, "the proxy list is too long (more than 32,768 characters)";
+    BG_E_PROXY_BYPASS_LIST_TOO_LARGE = 0x8020_0019, "the proxy bypass list is too long (more than 32,768 characters)";
     BG_E_INVALID_SERVER_RESPONSE = 0x8020_001B, "the server's response was not valid";
     BG_E_ERROR_CONTEXT_REMOTE_APPLICATION = 0x8020_001E, "the error occurred in the remote server application";
     BG_E_TOO_MANY_FILES = 0x8020_001C, "an upload job can hold only one file";

@@ -49,6 +49,17 @@ pub enum Input {
         /// Its exit status.
         exit: Result<i32, IoFailure>,
     },
+    /// TLS asked for by [`Action::StartTls`](crate::Action::StartTls) is up on the connection.
+    /// Nothing has been sent through it yet.
+    TlsStarted {
+        /// Current wall time.
+        now: Timestamp,
+        /// The connection.
+        conn: ConnId,
+        /// The certificate chain the origin presented, end-entity first, exactly as received;
+        /// core decides on it, as for [`Input::Connected`].
+        peer_certificates: Vec<CertificateDer<'static>>,
+    },
     /// A connection could not be opened (resolution, TCP or TLS failed).
     ConnectFailed {
         /// Current wall time.
@@ -127,6 +138,7 @@ impl Input {
             | Input::Connected { now, .. }
             | Input::CertificateVerdict { now, .. }
             | Input::ProgramExited { now, .. }
+            | Input::TlsStarted { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }
@@ -145,6 +157,7 @@ impl Input {
             | Input::Connected { now, .. }
             | Input::CertificateVerdict { now, .. }
             | Input::ProgramExited { now, .. }
+            | Input::TlsStarted { now, .. }
             | Input::ConnectFailed { now, .. }
             | Input::Received { now, .. }
             | Input::Closed { now, .. }

@@ -49,6 +49,7 @@ mod ids;
 mod input;
 pub mod job;
 mod output;
+pub mod proxy;
 mod time;
 pub mod tls;
 

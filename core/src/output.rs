@@ -44,6 +44,18 @@ pub enum Action {
         /// SNI and verification name for HTTPS; `None` for plain HTTP.
         tls_server_name: Option<String>,
     },
+    /// Start TLS on an open plain connection (a CONNECT tunnel or SOCKS5 tunnel is up): stop
+    /// reading plain bytes, run the TLS handshake for `server_name` over the same stream, and
+    /// report [`Input::TlsStarted`](crate::Input::TlsStarted) with the presented chain, or
+    /// [`Input::ConnectionFailed`](crate::Input::ConnectionFailed) (kind `TlsHandshake`). Then
+    /// report decrypted bytes as before. Core sends this only when it has nothing in flight
+    /// on the connection.
+    StartTls {
+        /// The connection.
+        conn: ConnId,
+        /// SNI and verification name: the origin's host.
+        server_name: String,
+    },
     /// Write these bytes to the connection.
     Send {
         /// The connection.

@@ -10,6 +10,12 @@
 //! never waits for the peer to speak. (Sends are HTTP requests: they fit the socket buffer, so
 //! the engine thread does not block on them either.) `Close` shuts the socket down, which wakes
 //! the reader; a thread still connecting finds the slot closed and drops its socket.
+//!
+//! `StartTls` (after a proxy tunnel is up on a plain connection) is split the same way: the
+//! engine thread swaps the slot's stream for a TLS one and writes the ClientHello; the reader,
+//! blocked in `read`, wakes with the server's answer, sees the swap, and from then on hands
+//! every byte to rustls, which finishes the handshake. Core sends `StartTls` only once it has
+//! consumed the proxy's answer, so no plain byte is expected after it.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -96,6 +102,17 @@ impl Io for ThreadIo {
             })?;
         self.conns.insert(conn, slot);
         Ok(())
+    }
+
+    fn start_tls(&mut self, conn: ConnId, server_name: String) -> Result<(), IoFailure> {
+        let Some(slot) = self.conns.get(&conn) else {
+            return Ok(());
+        };
+        let started = slot.start_tls(self.tls.clone(), server_name);
+        if started.is_err() {
+            self.close(conn); // reported as ConnectionFailed by the host
+        }
+        started
     }
 
     fn send(&mut self, conn: ConnId, data: Bytes) -> Result<(), IoFailure> {
@@ -196,6 +213,39 @@ impl Slot {
         })
     }
 
+    /// Swap a plain stream for TLS and send the ClientHello; the reader finishes the handshake.
+    fn start_tls(&self, config: Arc<ClientConfig>, server_name: String) -> Result<(), IoFailure> {
+        let mut state = lock(&self.0);
+        let tcp = match &*state {
+            State::Open(Stream::Plain(tcp)) => tcp.clone(),
+            State::Open(Stream::Tls(..)) => {
+                return Err(tls_failure(
+                    &server_name,
+                    &"TLS is already running on this connection",
+                ))
+            }
+            State::Connecting | State::Closed => return Ok(()),
+        };
+        let name = tls::server_name(server_name.clone())?;
+        let mut client =
+            ClientConnection::new(config, name).map_err(|err| tls_failure(&server_name, &err))?;
+        while client.wants_write() {
+            client
+                .write_tls(&mut &*tcp)
+                .map_err(|err| tls_failure(&server_name, &err))?;
+        }
+        *state = State::Open(Stream::Tls(tcp, Arc::new(Mutex::new(client))));
+        Ok(())
+    }
+
+    /// The TLS state, once `start_tls` has swapped it in.
+    fn started_tls(&self) -> Option<Arc<Mutex<ClientConnection>>> {
+        match &*lock(&self.0) {
+            State::Open(Stream::Tls(_, tls)) => Some(tls.clone()),
+            _ => None,
+        }
+    }
+
     /// Shut the socket down (waking a blocked reader) and mark the connection closed.
     fn close(&self) {
         if let State::Open(stream) = std::mem::replace(&mut *lock(&self.0), State::Closed) {
@@ -265,17 +315,36 @@ fn run(
         buf: ReadBuffer::new(),
         raw,
         pending: 0..0,
+        handshaking: false,
     };
     loop {
-        let input = match reader.next() {
-            Ok(Some(data)) => Input::Received {
+        let got = reader.next(slot);
+        // Still set after a failure or an end that came during a StartTls handshake.
+        let handshaking = reader.handshaking;
+        let input = match got {
+            Ok(Got::Data(data)) => Input::Received {
                 now: clock::now(),
                 conn,
                 data,
             },
-            Ok(None) => Input::Closed {
+            Ok(Got::TlsStarted(peer_certificates)) => Input::TlsStarted {
                 now: clock::now(),
                 conn,
+                peer_certificates,
+            },
+            Ok(Got::End) if handshaking => Input::ConnectionFailed {
+                now: clock::now(),
+                conn,
+                error: tls_failure(host, &"the connection closed during the TLS handshake"),
+            },
+            Ok(Got::End) => Input::Closed {
+                now: clock::now(),
+                conn,
+            },
+            Err(err) if handshaking => Input::ConnectionFailed {
+                now: clock::now(),
+                conn,
+                error: tls_failure(host, &err),
             },
             Err(err) => Input::ConnectionFailed {
                 now: clock::now(),
@@ -283,7 +352,7 @@ fn run(
                 error: io_failure(&err),
             },
         };
-        let more = matches!(input, Input::Received { .. });
+        let more = matches!(input, Input::Received { .. } | Input::TlsStarted { .. });
         if !report(input) || !more {
             return;
         }
@@ -346,25 +415,59 @@ struct Reader {
     /// TLS only: ciphertext from the socket, `pending` not yet given to rustls.
     raw: Vec<u8>,
     pending: std::ops::Range<usize>,
+    /// TLS was started on this (plain) connection and its handshake is not finished.
+    handshaking: bool,
+}
+
+/// What the reader got.
+enum Got {
+    Data(Bytes),
+    /// The handshake `StartTls` began is done: the server's chain.
+    TlsStarted(Vec<rustls::pki_types::CertificateDer<'static>>),
+    End,
 }
 
 impl Reader {
-    /// The next chunk of bytes, or `None` at end of stream.
-    fn next(&mut self) -> io::Result<Option<Bytes>> {
+    /// The next chunk of bytes, the end of a handshake `StartTls` began, or the end of stream.
+    fn next(&mut self, slot: &Slot) -> io::Result<Got> {
         let tls = match &self.stream {
             Stream::Plain(tcp) => {
-                let n = self.buf.read_with(|room| (&**tcp).read(room))?;
-                return Ok((n > 0).then(|| self.buf.take()));
+                let tcp = tcp.clone();
+                let n = self.buf.read_with(|room| (&*tcp).read(room))?;
+                let Some(tls) = slot.started_tls() else {
+                    return Ok(if n > 0 {
+                        Got::Data(self.buf.take())
+                    } else {
+                        Got::End
+                    });
+                };
+                // StartTls came while we waited: what we read is the server's handshake.
+                let data = self.buf.take();
+                self.raw = vec![0; RAW_TLS_READ.max(data.len())];
+                self.raw[..data.len()].copy_from_slice(&data);
+                self.pending = 0..data.len();
+                self.stream = Stream::Tls(tcp, tls.clone());
+                self.handshaking = true;
+                if n == 0 {
+                    return Ok(Got::End);
+                }
+                tls
             }
             Stream::Tls(_, tls) => tls.clone(),
         };
         loop {
-            let ended = self.decrypt(&mut lock(&tls))?;
+            let mut guard = lock(&tls);
+            let ended = self.decrypt(&mut guard)?;
+            if self.handshaking && !guard.is_handshaking() {
+                self.handshaking = false;
+                return Ok(Got::TlsStarted(tls::peer_chain(&guard)));
+            }
+            drop(guard);
             if !self.buf.is_empty() {
-                return Ok(Some(self.buf.take())); // an end is seen again next call
+                return Ok(Got::Data(self.buf.take())); // an end is seen again next call
             }
             if ended {
-                return Ok(None);
+                return Ok(Got::End);
             }
             // Everything read so far is decrypted and handed over: wait for more, unlocked.
             let n = self.stream.tcp().read(&mut self.raw)?;

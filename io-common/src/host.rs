@@ -40,6 +40,11 @@ pub trait Io {
         port: u16,
         tls_server_name: Option<String>,
     ) -> Result<(), IoFailure>;
+    /// `Action::StartTls`: run a TLS handshake for `server_name` over the open plain connection
+    /// (same client configuration as `connect`), then report `Input::TlsStarted` with the chain,
+    /// or `ConnectionFailed` (kind `TlsHandshake`). An error means it could not even start
+    /// (reported as `ConnectionFailed`).
+    fn start_tls(&mut self, conn: ConnId, server_name: String) -> Result<(), IoFailure>;
     /// `Action::Send`: write (or queue) the bytes. An error is reported as `ConnectionFailed`;
     /// the driver has closed the connection.
     fn send(&mut self, conn: ConnId, data: Bytes) -> Result<(), IoFailure>;
@@ -193,7 +198,9 @@ impl Host {
 
     fn feed(&mut self, input: Input) {
         let conn = match &input {
-            Input::Connected { conn, .. } | Input::Received { conn, .. } => Some((*conn, false)),
+            Input::Connected { conn, .. }
+            | Input::TlsStarted { conn, .. }
+            | Input::Received { conn, .. } => Some((*conn, false)),
             Input::ConnectFailed { conn, .. }
             | Input::Closed { conn, .. }
             | Input::ConnectionFailed { conn, .. } => Some((*conn, true)),
@@ -244,6 +251,15 @@ impl Host {
                     conn,
                     error,
                 })
+            }
+            Action::StartTls { conn, server_name } => {
+                io.start_tls(conn, server_name)
+                    .err()
+                    .map(|error| Input::ConnectionFailed {
+                        now: clock::now(),
+                        conn,
+                        error,
+                    })
             }
             Action::Send { conn, data } => {
                 io.send(conn, data)

@@ -1,7 +1,7 @@
 //! Loopback servers for the drivers' connection tests (feature `test-support`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,6 +27,10 @@ enum Mode {
     Tls {
         close_notify: bool,
     },
+    /// A plain preamble (like a proxy's CONNECT exchange), then TLS on the same connection.
+    TlsAfterPreamble,
+    /// A plain preamble, then a non-TLS answer to the ClientHello.
+    GarbageAfterPreamble,
 }
 
 impl EchoServer {
@@ -54,12 +58,38 @@ impl EchoServer {
         )
     }
 
+    /// Like a proxy's tunnel: reads one plain line, answers `proceed: <line>`, then speaks TLS
+    /// (with a fresh self-signed certificate for `localhost`) as [`EchoServer::tls`] does.
+    pub fn tls_after_preamble() -> Self {
+        Self::spawn(Mode::TlsAfterPreamble, 0)
+    }
+
+    /// Reads one plain line, answers `proceed: <line>`, then answers the ClientHello with
+    /// plain text and closes: a handshake that must fail.
+    pub fn garbage_after_preamble() -> Self {
+        Self::spawn(Mode::GarbageAfterPreamble, 0)
+    }
+
     fn spawn(mode: Mode, extra: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local address").port();
-        let Mode::Tls { close_notify } = mode else {
+        let close_notify = match mode {
+            Mode::Tls { close_notify } => close_notify,
+            Mode::TlsAfterPreamble => true,
+            Mode::Plain | Mode::GarbageAfterPreamble => false,
+        };
+        if matches!(mode, Mode::Plain | Mode::GarbageAfterPreamble) {
             let thread = std::thread::spawn(move || {
                 let (tcp, _) = listener.accept().expect("accept");
+                if matches!(mode, Mode::GarbageAfterPreamble) {
+                    let mut tcp = preamble(tcp);
+                    let mut hello = [0u8; 5];
+                    tcp.read_exact(&mut hello)
+                        .expect("a ClientHello record header");
+                    tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                        .expect("answer");
+                    return;
+                }
                 serve(tcp, extra);
             });
             return Self {
@@ -82,7 +112,10 @@ impl EchoServer {
                 .expect("server certificate");
         let config = Arc::new(config);
         let thread = std::thread::spawn(move || {
-            let (tcp, _) = listener.accept().expect("accept");
+            let (mut tcp, _) = listener.accept().expect("accept");
+            if matches!(mode, Mode::TlsAfterPreamble) {
+                tcp = preamble(tcp);
+            }
             let conn = ServerConnection::new(config).expect("server connection");
             let mut stream = serve(StreamOwned::new(conn, tcp), extra);
             if close_notify {
@@ -101,6 +134,20 @@ impl EchoServer {
     pub fn join(self) {
         self.thread.join().expect("echo server panicked");
     }
+}
+
+/// Reads one line byte by byte (nothing after it is consumed) and answers `proceed: <line>`.
+fn preamble(mut tcp: TcpStream) -> TcpStream {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        tcp.read_exact(&mut byte).expect("read the preamble");
+        line.push(byte[0]);
+    }
+    tcp.write_all(b"proceed: ").expect("answer");
+    tcp.write_all(&line).expect("answer");
+    tcp.flush().expect("flush");
+    tcp
 }
 
 fn serve<S: Read + Write>(stream: S, extra: usize) -> S {

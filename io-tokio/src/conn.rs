@@ -3,7 +3,9 @@
 //! A connection task resolves, connects (TCP_NODELAY), runs the TLS handshake when asked, and
 //! reports `Connected` or `ConnectFailed`. Then it loops: read into a large buffer and report
 //! each chunk, or write what the engine sent. It ends after reporting end of stream or a
-//! failure; `Close` aborts it, which drops (closes) the socket.
+//! failure; `Close` aborts it, which drops (closes) the socket. `StartTls` (after a proxy
+//! tunnel is up) makes a plain connection's loop hand its socket back: the task runs the TLS
+//! handshake on it, reports `TlsStarted`, and loops again over the TLS stream.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,6 +15,7 @@ use backhaul_core::{codes, ConnId, Input, IoFailure, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
 use backhaul_io::{clock, make_room, tls, CertificateRequest, Io, OffThread};
 use bytes::{Bytes, BytesMut};
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,8 +37,16 @@ pub(crate) struct TokioIo {
 
 /// The engine task's handle on one connection task.
 struct Conn {
-    writes: mpsc::UnboundedSender<Bytes>,
+    orders: mpsc::UnboundedSender<Order>,
     task: JoinHandle<()>,
+}
+
+/// What the engine task asks of a connection task, in order.
+enum Order {
+    /// Write these bytes.
+    Send(Bytes),
+    /// Start TLS for this (already checked) server name.
+    StartTls(ServerName<'static>),
 }
 
 impl Drop for Conn {
@@ -79,17 +90,39 @@ impl Io for TokioIo {
         port: u16,
         tls_server_name: Option<String>,
     ) -> Result<(), IoFailure> {
-        let (writes, write_rx) = mpsc::unbounded_channel();
+        let (orders, order_rx) = mpsc::unbounded_channel();
         let tls = tls_server_name.map(|name| (self.tls.clone(), name));
-        let task = tokio::spawn(run(conn, host, port, tls, self.inputs.clone(), write_rx));
-        self.conns.insert(conn, Conn { writes, task });
+        let task = tokio::spawn(run(
+            conn,
+            host,
+            port,
+            tls,
+            self.tls.clone(),
+            self.inputs.clone(),
+            order_rx,
+        ));
+        self.conns.insert(conn, Conn { orders, task });
+        Ok(())
+    }
+
+    fn start_tls(&mut self, conn: ConnId, server_name: String) -> Result<(), IoFailure> {
+        let name = match tls::server_name(server_name) {
+            Ok(name) => name,
+            Err(error) => {
+                self.conns.remove(&conn); // reported as ConnectionFailed by the host
+                return Err(error);
+            }
+        };
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.orders.send(Order::StartTls(name));
+        }
         Ok(())
     }
 
     fn send(&mut self, conn: ConnId, data: Bytes) -> Result<(), IoFailure> {
         // A task that has ended has reported why; its Close is on its way.
         if let Some(c) = self.conns.get(&conn) {
-            let _ = c.writes.send(data);
+            let _ = c.orders.send(Order::Send(data));
         }
         Ok(())
     }
@@ -139,16 +172,41 @@ async fn run(
     host: String,
     port: u16,
     tls: Option<(Arc<ClientConfig>, String)>,
+    config: Arc<ClientConfig>,
     inputs: mpsc::Sender<Input>,
-    writes: mpsc::UnboundedReceiver<Bytes>,
+    mut orders: mpsc::UnboundedReceiver<Order>,
 ) {
     let tcp = match connect(&host, port).await {
         Ok(tcp) => tcp,
         Err(error) => return report_failure(&inputs, conn, error).await,
     };
     let Some((config, name)) = tls else {
-        if connected(&inputs, conn, Vec::new()).await {
-            pump(conn, tcp, false, &inputs, writes).await;
+        if !report(&inputs, connected(conn, Vec::new())).await {
+            return;
+        }
+        // A plain connection: to an http:// origin, or to a proxy that may tunnel.
+        let Some((tcp, name)) = pump(conn, tcp, false, &inputs, &mut orders).await else {
+            return;
+        };
+        let handshake = TlsConnector::from(config).connect(name.clone(), tcp).await;
+        let server = name.to_str();
+        match handshake {
+            Ok(stream) => {
+                let chain = tls::peer_chain(stream.get_ref().1);
+                if report(&inputs, tls_started(conn, chain)).await {
+                    pump(conn, stream, true, &inputs, &mut orders).await;
+                }
+            }
+            Err(err) => {
+                let error = tls_failure(&server, &err);
+                let _ = inputs
+                    .send(Input::ConnectionFailed {
+                        now: clock::now(),
+                        conn,
+                        error,
+                    })
+                    .await;
+            }
         }
         return;
     };
@@ -161,8 +219,13 @@ async fn run(
     };
     match handshake {
         Ok(stream) => {
-            if connected(&inputs, conn, tls::peer_chain(stream.get_ref().1)).await {
-                pump(conn, stream, true, &inputs, writes).await;
+            if report(
+                &inputs,
+                connected(conn, tls::peer_chain(stream.get_ref().1)),
+            )
+            .await
+            {
+                pump(conn, stream, true, &inputs, &mut orders).await;
             }
         }
         Err(error) => report_failure(&inputs, conn, error).await,
@@ -191,19 +254,25 @@ async fn connect(host: &str, port: u16) -> Result<TcpStream, IoFailure> {
     ))
 }
 
-async fn connected(
-    inputs: &mpsc::Sender<Input>,
-    conn: ConnId,
-    peer_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
-) -> bool {
-    inputs
-        .send(Input::Connected {
-            now: clock::now(),
-            conn,
-            peer_certificates,
-        })
-        .await
-        .is_ok()
+fn connected(conn: ConnId, peer_certificates: Vec<CertificateDer<'static>>) -> Input {
+    Input::Connected {
+        now: clock::now(),
+        conn,
+        peer_certificates,
+    }
+}
+
+fn tls_started(conn: ConnId, peer_certificates: Vec<CertificateDer<'static>>) -> Input {
+    Input::TlsStarted {
+        now: clock::now(),
+        conn,
+        peer_certificates,
+    }
+}
+
+/// Whether the engine is still there to hear it.
+async fn report(inputs: &mpsc::Sender<Input>, input: Input) -> bool {
+    inputs.send(input).await.is_ok()
 }
 
 async fn report_failure(inputs: &mpsc::Sender<Input>, conn: ConnId, error: IoFailure) {
@@ -217,13 +286,16 @@ async fn report_failure(inputs: &mpsc::Sender<Input>, conn: ConnId, error: IoFai
 }
 
 /// Move bytes until end of stream or a failure. `inputs` is bounded: a slow engine slows reads.
+///
+/// Returns the stream when the engine orders `StartTls` on a plain connection (after a proxy
+/// tunnel is up); `None` when the connection is over (its end reported, or the engine gone).
 async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     conn: ConnId,
     mut stream: S,
     is_tls: bool,
     inputs: &mpsc::Sender<Input>,
-    mut writes: mpsc::UnboundedReceiver<Bytes>,
-) {
+    orders: &mut mpsc::UnboundedReceiver<Order>,
+) -> Option<(S, ServerName<'static>)> {
     let mut buf = BytesMut::new();
     loop {
         make_room(&mut buf);
@@ -235,17 +307,24 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(err) if is_tls && err.kind() == io::ErrorKind::UnexpectedEof => Input::Closed { now: clock::now(), conn },
                 Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
             },
-            data = writes.recv() => {
-                let Some(data) = data else { return }; // the engine forgot the connection
-                match write(&mut stream, &data).await {
+            order = orders.recv() => match order {
+                None => return None, // the engine forgot the connection
+                Some(Order::Send(data)) => match write(&mut stream, &data).await {
                     Ok(()) => continue,
                     Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
-                }
-            }
+                },
+                // read_buf is cancel-safe: no byte read so far is lost by leaving the select.
+                Some(Order::StartTls(name)) if !is_tls => return Some((stream, name)),
+                Some(Order::StartTls(name)) => Input::ConnectionFailed {
+                    now: clock::now(),
+                    conn,
+                    error: tls_failure(&name.to_str(), &"TLS is already running on this connection"),
+                },
+            },
         };
         let more = matches!(input, Input::Received { .. });
         if inputs.send(input).await.is_err() || !more {
-            return;
+            return None;
         }
     }
 }

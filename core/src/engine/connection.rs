@@ -181,7 +181,7 @@ impl Engine {
         // Custom headers (and, later, server credentials) go only to the origin of the URL the
         // app added, and never again once a redirect has left it.
         let to_secrets_origin = !fetch.left_origin && file.is_secrets_origin(&fetch.url);
-        let mut extra_headers: Vec<(&str, &str)> = match &job.rec.custom_headers {
+        let extra_headers: Vec<(&str, &str)> = match &job.rec.custom_headers {
             Some(headers) if to_secrets_origin => headers
                 .fields()
                 .iter()
@@ -189,11 +189,8 @@ impl Engine {
                 .collect(),
             _ => Vec::new(),
         };
-        fetch.auth_sent = None;
-        if let Some((scheme, value)) = authorization.as_ref().filter(|_| to_secrets_origin) {
-            extra_headers.push(("Authorization", value.expose()));
-            fetch.auth_sent = Some(*scheme);
-        }
+        let authorization = authorization.filter(|_| to_secrets_origin);
+        fetch.auth_sent = authorization.as_ref().map(|(scheme, _)| *scheme);
         let request = Request {
             method: Method::Get,
             target: &fetch.url[Position::BeforePath..Position::AfterQuery],
@@ -201,6 +198,8 @@ impl Engine {
             user_agent: &self.config.user_agent,
             range_start: resumable.then_some(range_start),
             if_range: if_range.as_deref(),
+            authorization: authorization.as_ref().map(|(_, value)| value.expose()),
+            proxy_authorization: None,
             extra_headers: &extra_headers,
         };
         let mut buf = BytesMut::with_capacity(256);

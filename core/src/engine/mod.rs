@@ -229,6 +229,12 @@ impl Engine {
             Input::CertificateVerdict { conn, verdict, .. } => {
                 self.handle_certificate_verdict(conn, verdict)
             }
+            // The integrator refines this: after a tunnel, the origin's chain is checked here.
+            Input::TlsStarted {
+                conn,
+                peer_certificates,
+                ..
+            } => self.handle_connected(conn, peer_certificates),
             Input::ConnectFailed { conn, error, .. } => self.handle_connect_failed(conn, error),
             Input::Received { conn, data, .. } => self.handle_received(conn, data),
             Input::Closed { conn, .. } => self.handle_closed(conn),

@@ -16,6 +16,10 @@ pub(super) fn body_framing(
     if method == Method::Head || status < 200 || status == 204 || status == 304 {
         return Ok(BodyFraming::None);
     }
+    // RFC 9110 §9.3.6: a 2xx to CONNECT has no body; what follows is the tunnel.
+    if method == Method::Connect && (200..300).contains(&status) {
+        return Ok(BodyFraming::None);
+    }
     if has_field(headers, "transfer-encoding") {
         if has_field(headers, "content-length") {
             return Err(HttpError::ConflictingFraming);
@@ -186,6 +190,20 @@ mod tests {
                 Ok(BodyFraming::None)
             );
         }
+    }
+
+    #[test]
+    fn a_2xx_to_connect_has_no_body_but_a_407_has_one() {
+        let h = headers(&[("Content-Length", "10"), ("Transfer-Encoding", "chunked")]);
+        assert_eq!(
+            body_framing(Method::Connect, 200, 1, &h),
+            Ok(BodyFraming::None)
+        );
+        let h = headers(&[("Content-Length", "10")]);
+        assert_eq!(
+            body_framing(Method::Connect, 407, 1, &h),
+            Ok(BodyFraming::ContentLength(10))
+        );
     }
 
     #[test]

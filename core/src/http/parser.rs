@@ -61,6 +61,8 @@ enum State {
         reusable: bool,
         received: u64,
     },
+    /// A CONNECT was answered with 2xx: everything after the head belongs to the tunnel.
+    Tunnel,
     /// A protocol error; repeated on every poll, since the connection is unusable.
     Failed(HttpError),
 }
@@ -103,6 +105,7 @@ impl ResponseParser {
             State::Head { .. } | State::Body { .. } => {
                 panic!("expect_response while a response is in progress")
             }
+            State::Tunnel => panic!("expect_response before take_tunnel_bytes"),
         }
     }
 
@@ -121,6 +124,8 @@ impl ResponseParser {
             State::Idle => Err(HttpError::UnexpectedData),
             State::Head { .. } => self.poll_head(),
             State::Body { .. } => self.poll_body(),
+            // The proxy's part is over; the bytes wait for `take_tunnel_bytes`.
+            State::Tunnel => return Ok(None),
         };
         if let Err(error) = &result {
             self.state = State::Failed(error.clone());
@@ -131,6 +136,7 @@ impl ResponseParser {
     /// The peer closed the connection. Call after `poll_event` returned `Ok(None)`.
     ///
     /// Returns `Ok(Some(End { reusable: false }))` if this ends a read-until-close body,
+    /// `Ok(None)` once a tunnel is open,
     /// `Ok(None)` if no response was in progress and nothing is buffered, and
     /// `Err(UnexpectedEof)` if it cuts a head or body short (`Err(UnexpectedData)` if
     /// unexpected bytes are buffered). Bytes still buffered are not lost: this returns the
@@ -143,6 +149,25 @@ impl ResponseParser {
     /// No response in progress and nothing buffered.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle) && self.rx.is_empty()
+    }
+
+    /// A CONNECT was answered with 2xx and [`take_tunnel_bytes`](Self::take_tunnel_bytes) has
+    /// not been called yet. Meanwhile `poll_event` and `handle_eof` return `Ok(None)`: the
+    /// connection belongs to the tunnel.
+    pub fn is_tunnel(&self) -> bool {
+        matches!(self.state, State::Tunnel)
+    }
+
+    /// Ends a successful CONNECT: returns the bytes the proxy sent after its 2xx head (the
+    /// tunnel's; before TLS starts, any at all are a protocol error, since the client speaks
+    /// first) and makes the parser ready for the first response through the tunnel. `None`
+    /// when no tunnel was opened.
+    pub fn take_tunnel_bytes(&mut self) -> Option<Bytes> {
+        if !self.is_tunnel() {
+            return None;
+        }
+        self.state = State::Idle;
+        Some(self.rx.take(self.rx.len()))
     }
 
     /// Scans for the end of the head, parses it, and skips interim 1xx responses.
@@ -169,6 +194,10 @@ impl ResponseParser {
                 101 => return Err(HttpError::SwitchingProtocols),
                 // Interim (100 Continue, 102 Processing, 103 Early Hints): the final head follows.
                 100..=199 => *scan = Scan::head(),
+                200..=299 if method == Method::Connect => {
+                    self.state = State::Tunnel;
+                    return Ok(Some(ResponseEvent::Head(head)));
+                }
                 _ => return Ok(Some(self.start_body(head))),
             }
         }
@@ -253,7 +282,7 @@ mod tests {
     use super::*;
 
     /// An event with the body merged, so different splits compare equal.
-    #[derive(Debug, PartialEq, Eq)]
+    #[derive(Clone, Debug, PartialEq, Eq)]
     enum Seen {
         Head(u16),
         Body(Vec<u8>),
@@ -689,6 +718,75 @@ mod tests {
         );
     }
 
+    /// Feeds `pieces` for a CONNECT; returns the statuses seen and, if a tunnel opened, the
+    /// bytes handed to it (all pushed bytes after the head).
+    fn run_connect(pieces: &[&[u8]]) -> Result<(Vec<Seen>, Option<Vec<u8>>), HttpError> {
+        let mut parser = ResponseParser::new(Limits::default());
+        parser.expect_response(Method::Connect);
+        let mut seen = Vec::new();
+        for piece in pieces {
+            parser.push(Bytes::copy_from_slice(piece));
+            while let Some(event) = parser.poll_event()? {
+                record(&mut parser, &mut std::iter::empty(), &mut seen, event);
+            }
+        }
+        let tunnel = parser.take_tunnel_bytes().map(|b| b.to_vec());
+        Ok((seen, tunnel))
+    }
+
+    #[test]
+    fn connect_200_split_anywhere_hands_every_later_byte_to_the_tunnel() {
+        let wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Connection established\r\n\
+            Content-Length: 99\r\n\r\n\x16\x03\x03tunnel";
+        let expected = (vec![Seen::Head(200)], Some(b"\x16\x03\x03tunnel".to_vec()));
+        assert_eq!(run_connect(&[wire]), Ok(expected.clone()), "whole");
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(run_connect(&bytes), Ok(expected.clone()), "byte by byte");
+        for at in 0..=wire.len() {
+            let (a, b) = wire.split_at(at);
+            assert_eq!(run_connect(&[a, b]), Ok(expected.clone()), "split at {at}");
+        }
+    }
+
+    #[test]
+    fn connect_407_has_a_normal_body_and_opens_no_tunnel() {
+        let wire = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+            Proxy-Authenticate: Basic realm=\"proxy-test\"\r\nContent-Length: 4\r\n\r\ndeny";
+        let expected = vec![Seen::Head(407), body("deny"), Seen::End { reusable: true }];
+        assert_every_split(&[Method::Connect], wire, false, &expected);
+        assert_eq!(run_connect(&[wire]), Ok((expected, None)));
+    }
+
+    #[test]
+    fn after_the_tunnel_bytes_are_taken_the_parser_reads_the_origins_responses() {
+        let mut parser = ResponseParser::new(Limits::default());
+        parser.expect_response(Method::Connect);
+        parser.push(Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        assert!(matches!(parser.poll_event(), Ok(Some(ResponseEvent::Head(h))) if h.status == 200));
+        assert!(parser.is_tunnel() && !parser.is_idle());
+        // Nothing happens while the tunnel is open, even at EOF: the driver reports it.
+        assert!(matches!(parser.poll_event(), Ok(None)));
+        assert_eq!(parser.take_tunnel_bytes().as_deref(), Some(&b""[..]));
+        assert!(parser.is_idle() && parser.take_tunnel_bytes().is_none());
+        parser.expect_response(Method::Get);
+        parser.push(Bytes::from_static(b"HTTP/1.1 204 No Content\r\n\r\n"));
+        assert!(matches!(parser.poll_event(), Ok(Some(ResponseEvent::Head(h))) if h.status == 204));
+        assert!(matches!(
+            parser.poll_event(),
+            Ok(Some(ResponseEvent::End { reusable: true }))
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "take_tunnel_bytes")]
+    fn expecting_a_response_before_taking_the_tunnel_panics() {
+        let mut parser = ResponseParser::new(Limits::default());
+        parser.expect_response(Method::Connect);
+        parser.push(Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        let _ = parser.poll_event();
+        parser.expect_response(Method::Get);
+    }
+
     proptest::proptest! {
         /// What a fuzz target checks, in miniature: hostile bytes after a valid or empty head
         /// end in events or an error, never a panic.
@@ -708,6 +806,7 @@ mod tests {
             let (a, b) = wire.split_at(cut.min(wire.len()));
             let limits = Limits { max_head_bytes: 128, max_headers: 4 };
             let _ = run(limits, &[Method::Get, Method::Get], &[a, b], eof);
+            let _ = run_connect(&[a, b]);
         }
     }
 

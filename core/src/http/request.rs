@@ -1,4 +1,5 @@
-//! Writing a request head: the only bytes we ever send, since we only GET and HEAD.
+//! Writing a request head: the only bytes we ever send, since we only GET, HEAD, and CONNECT
+//! to an HTTP proxy.
 
 use bytes::{BufMut, BytesMut};
 
@@ -11,6 +12,10 @@ pub enum Method {
     Get,
     /// Fetch only the head (size, validators); the response has no body.
     Head,
+    /// Ask an HTTP proxy for a tunnel to `target` (authority-form `host:port`). A 2xx answer
+    /// has no body and turns the connection into the tunnel (see
+    /// [`ResponseParser::take_tunnel_bytes`](super::ResponseParser::take_tunnel_bytes)).
+    Connect,
 }
 
 impl Method {
@@ -19,6 +24,7 @@ impl Method {
         match self {
             Self::Get => "GET",
             Self::Head => "HEAD",
+            Self::Connect => "CONNECT",
         }
     }
 }
@@ -28,9 +34,12 @@ impl Method {
 pub struct Request<'a> {
     /// The request method.
     pub method: Method,
-    /// Origin-form target: path and optional `?query`, e.g. `/a/b?c=1`; must start with `/`.
+    /// The request target. GET and HEAD: origin-form, the path and optional `?query`
+    /// (`/a/b?c=1`), or absolute-form (`http://h:8080/a/b?c=1`) for a request through an HTTP
+    /// proxy. CONNECT: authority-form, `host:port` (an IPv6 literal in brackets).
     pub target: &'a str,
-    /// Host header value: host or host:port, an IPv6 literal in brackets.
+    /// Host header value: host or host:port, an IPv6 literal in brackets. For CONNECT it must
+    /// be the target itself.
     pub host: &'a str,
     /// User-Agent header value.
     pub user_agent: &'a str,
@@ -38,7 +47,13 @@ pub struct Request<'a> {
     pub range_start: Option<u64>,
     /// `Some(v)` sends `If-Range: v` (a strong ETag or an HTTP-date); only sent with `range_start`.
     pub if_range: Option<&'a str>,
-    /// Custom headers, sent verbatim after the standard ones.
+    /// `Some(v)` sends `Authorization: v` (credentials for the origin; refused on CONNECT).
+    pub authorization: Option<&'a str>,
+    /// `Some(v)` sends `Proxy-Authorization: v`: only on the hop to an HTTP proxy (a CONNECT,
+    /// or an absolute-form request), never inside a tunnel.
+    pub proxy_authorization: Option<&'a str>,
+    /// Custom headers, sent verbatim after the standard ones (refused on CONNECT: they belong
+    /// to the origin).
     pub extra_headers: &'a [(&'a str, &'a str)],
 }
 
@@ -51,6 +66,11 @@ impl std::fmt::Debug for Request<'_> {
             .field("method", &self.method)
             .field("host", &self.host)
             .field("range_start", &self.range_start)
+            .field("authorization", &self.authorization.map(|_| "***"))
+            .field(
+                "proxy_authorization",
+                &self.proxy_authorization.map(|_| "***"),
+            )
             .field("extra_header_names", &names)
             .finish_non_exhaustive()
     }
@@ -59,10 +79,11 @@ impl std::fmt::Debug for Request<'_> {
 impl Request<'_> {
     /// Appends the encoded head to `out`.
     ///
-    /// Always sends the request line `METHOD target HTTP/1.1`, Host, User-Agent, `Accept: */*`,
-    /// `Accept-Encoding: identity`, `Connection: keep-alive`, then Range/If-Range, then the extra
-    /// headers, then the blank line. Everything is checked before anything is written, so on
-    /// error `out` is unchanged.
+    /// GET and HEAD send the request line `METHOD target HTTP/1.1`, Host, User-Agent,
+    /// `Accept: */*`, `Accept-Encoding: identity`, `Connection: keep-alive`, then Authorization
+    /// and Proxy-Authorization, then Range/If-Range, then the extra headers, then the blank line.
+    /// CONNECT sends only the request line, Host, User-Agent and Proxy-Authorization. Everything
+    /// is checked before anything is written, so on error `out` is unchanged.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), HttpError> {
         self.validate()?;
         out.reserve(256 + self.target.len());
@@ -72,10 +93,23 @@ impl Request<'_> {
         out.put_slice(b" HTTP/1.1\r\n");
         put_field(out, "Host", self.host);
         put_field(out, "User-Agent", self.user_agent);
+        if self.method == Method::Connect {
+            if let Some(credentials) = self.proxy_authorization {
+                put_field(out, "Proxy-Authorization", credentials);
+            }
+            out.put_slice(b"\r\n");
+            return Ok(());
+        }
         put_field(out, "Accept", "*/*");
         // We store bytes exactly as served; a compressed coding would break ranges and sizes.
         put_field(out, "Accept-Encoding", "identity");
         put_field(out, "Connection", "keep-alive");
+        if let Some(credentials) = self.authorization {
+            put_field(out, "Authorization", credentials);
+        }
+        if let Some(credentials) = self.proxy_authorization {
+            put_field(out, "Proxy-Authorization", credentials);
+        }
         if let Some(start) = self.range_start {
             put_field(out, "Range", &format!("bytes={start}-"));
             if let Some(validator) = self.if_range {
@@ -90,13 +124,7 @@ impl Request<'_> {
     }
 
     fn validate(&self) -> Result<(), HttpError> {
-        // Visible ASCII only: a space or control byte would end the request line early.
-        if !self.target.starts_with('/') || !self.target.bytes().all(is_vchar) {
-            // The target is not echoed: its query may hold a signed token.
-            return Err(invalid(
-                "target must start with '/' and hold only visible ASCII".into(),
-            ));
-        }
+        self.validate_target()?;
         if self.host.is_empty() || !self.host.bytes().all(is_vchar) {
             return Err(invalid(format!(
                 "host {:?} is not a valid Host value",
@@ -107,9 +135,76 @@ impl Request<'_> {
         if let Some(validator) = self.if_range {
             check_value("If-Range", validator)?;
         }
+        // Credential values are checked but never echoed.
+        if self
+            .authorization
+            .is_some_and(|v| check_value("", v).is_err())
+        {
+            return Err(invalid(
+                "the Authorization value contains a control character".into(),
+            ));
+        }
+        if self
+            .proxy_authorization
+            .is_some_and(|v| check_value("", v).is_err())
+        {
+            return Err(invalid(
+                "the Proxy-Authorization value contains a control character".into(),
+            ));
+        }
         for (name, value) in self.extra_headers {
             check_name(name)?;
             check_value(name, value)?;
+        }
+        Ok(())
+    }
+
+    fn validate_target(&self) -> Result<(), HttpError> {
+        // Visible ASCII only: a space or control byte would end the request line early.
+        // The target is not echoed: its query may hold a signed token.
+        if !self.target.bytes().all(is_vchar) {
+            return Err(invalid("target must hold only visible ASCII".into()));
+        }
+        if self.method != Method::Connect {
+            let lower = self
+                .target
+                .get(..8)
+                .unwrap_or(self.target)
+                .to_ascii_lowercase();
+            let absolute = lower.starts_with("http://") || lower.starts_with("https://");
+            if !self.target.starts_with('/') && !absolute {
+                return Err(invalid(
+                    "target must start with '/' or be an absolute http(s):// URL".into(),
+                ));
+            }
+            return Ok(());
+        }
+        // The proxy sees this hop only: nothing meant for the origin may ride on it.
+        let origin_only = self.authorization.is_some()
+            || self.range_start.is_some()
+            || self.if_range.is_some()
+            || !self.extra_headers.is_empty();
+        if origin_only {
+            return Err(invalid(
+                "CONNECT carries no Authorization, Range, If-Range or custom headers: they \
+                 belong to the origin, not the proxy"
+                    .into(),
+            ));
+        }
+        let port = self.target.rsplit_once(':').map(|(_, port)| port);
+        let authority_form = !self.target.contains(['/', '?', '#', '@'])
+            && port.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !authority_form {
+            return Err(invalid(format!(
+                "CONNECT target {:?} is not host:port",
+                self.target
+            )));
+        }
+        if !self.host.eq_ignore_ascii_case(self.target) {
+            return Err(invalid(format!(
+                "CONNECT's Host {:?} must be its target {:?}",
+                self.host, self.target
+            )));
         }
         Ok(())
     }
@@ -177,6 +272,8 @@ mod tests {
             user_agent: "backhaul/0.1",
             range_start: None,
             if_range: None,
+            authorization: None,
+            proxy_authorization: None,
             extra_headers: &[],
         }
     }
@@ -290,8 +387,124 @@ mod tests {
     }
 
     #[test]
+    fn absolute_form_through_a_proxy_carries_both_credentials_in_order() {
+        let req = Request {
+            target: "http://files.example:8080/a.iso?v=2",
+            host: "files.example:8080",
+            authorization: Some("Basic YTpi"),
+            proxy_authorization: Some("Basic cDpx"),
+            range_start: Some(5),
+            extra_headers: &[("X-Job", "1")],
+            ..request()
+        };
+        assert_eq!(
+            encode(&req).unwrap(),
+            "GET http://files.example:8080/a.iso?v=2 HTTP/1.1\r\n\
+             Host: files.example:8080\r\n\
+             User-Agent: backhaul/0.1\r\n\
+             Accept: */*\r\n\
+             Accept-Encoding: identity\r\n\
+             Connection: keep-alive\r\n\
+             Authorization: Basic YTpi\r\n\
+             Proxy-Authorization: Basic cDpx\r\n\
+             Range: bytes=5-\r\n\
+             X-Job: 1\r\n\
+             \r\n"
+        );
+    }
+
+    fn connect(target: &'static str) -> Request<'static> {
+        Request {
+            method: Method::Connect,
+            target,
+            host: target,
+            ..request()
+        }
+    }
+
+    #[test]
+    fn connect_sends_authority_form_host_user_agent_and_proxy_credentials_only() {
+        let req = Request {
+            proxy_authorization: Some("Basic Ym9iOnByb3h5cHc="),
+            ..connect("files.example:443")
+        };
+        assert_eq!(
+            encode(&req).unwrap(),
+            "CONNECT files.example:443 HTTP/1.1\r\n\
+             Host: files.example:443\r\n\
+             User-Agent: backhaul/0.1\r\n\
+             Proxy-Authorization: Basic Ym9iOnByb3h5cHc=\r\n\
+             \r\n"
+        );
+        assert!(encode(&connect("[::1]:8443"))
+            .unwrap()
+            .starts_with("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n"));
+    }
+
+    #[test]
+    fn connect_refuses_origin_headers_and_non_authority_targets() {
+        let extra = [("X-Secret", "v")];
+        let refused = [
+            Request {
+                authorization: Some("Basic x"),
+                ..connect("h:443")
+            },
+            Request {
+                range_start: Some(1),
+                ..connect("h:443")
+            },
+            Request {
+                if_range: Some("\"e\""),
+                ..connect("h:443")
+            },
+            Request {
+                extra_headers: &extra,
+                ..connect("h:443")
+            },
+            connect("/path"),
+            connect("h"),
+            connect("h:"),
+            connect("h:44x"),
+            connect("http://h:443"),
+            connect("u@h:443"),
+            Request {
+                host: "other:443",
+                ..connect("h:443")
+            },
+        ];
+        for req in refused {
+            assert!(encode(&req).is_err(), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_checked_but_never_echoed_or_printed() {
+        let req = Request {
+            authorization: Some("Basic s3cret\r\nX: y"),
+            ..request()
+        };
+        let err = encode(&req).unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        let req = Request {
+            proxy_authorization: Some("Basic pr0xy\n"),
+            ..request()
+        };
+        assert!(!encode(&req).unwrap_err().to_string().contains("pr0xy"));
+        let req = Request {
+            authorization: Some("Basic s3cret"),
+            proxy_authorization: Some("Basic pr0xy"),
+            ..request()
+        };
+        let printed = format!("{req:?}");
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("pr0xy"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn bad_targets_and_header_names_are_refused() {
-        for target in ["", "a/b", "http://h/a", "/a b", "/a\tb"] {
+        for target in ["", "a/b", "ftp://h/a", "/a b", "/a\tb"] {
             assert!(
                 encode(&Request {
                     target,

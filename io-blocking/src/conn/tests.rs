@@ -220,3 +220,75 @@ fn a_failed_send_is_reported_at_once_and_closes_the_connection() {
     assert!(matches!(*super::lock(&io.conns[&CONN].0), State::Closed));
     server.join();
 }
+
+/// Connect plain, exchange the preamble a proxy would, and start TLS for `localhost`.
+fn tunnel_then_start_tls(server: &EchoServer) -> (ThreadIo, Receiver<Msg>) {
+    let (mut io, rx) = io();
+    io.connect(CONN, "127.0.0.1".into(), server.port, None)
+        .unwrap();
+    assert!(matches!(next(&rx), Input::Connected { .. }));
+    io.send(CONN, Bytes::from_static(b"CONNECT localhost:443\n"))
+        .unwrap();
+    let mut got = Vec::new();
+    while got != b"proceed: CONNECT localhost:443\n" {
+        match next(&rx) {
+            Input::Received { data, .. } => got.extend_from_slice(&data),
+            other => panic!("expected the preamble's answer, got {other:?}"),
+        }
+    }
+    io.start_tls(CONN, "localhost".into()).unwrap();
+    (io, rx)
+}
+
+#[test]
+fn start_tls_after_a_plain_preamble_reports_the_chain_then_decrypted_bytes() {
+    let server = EchoServer::tls_after_preamble();
+    let (mut io, rx) = tunnel_then_start_tls(&server);
+    match next(&rx) {
+        Input::TlsStarted {
+            conn,
+            peer_certificates,
+            ..
+        } => {
+            assert_eq!(conn, CONN);
+            assert_eq!(Some(&peer_certificates[0]), server.cert.as_ref());
+        }
+        other => panic!("expected TlsStarted, got {other:?}"),
+    }
+    assert_eq!(
+        exchange(&mut io, &rx, "through the tunnel\n"),
+        "echo: through the tunnel\n"
+    );
+    server.join();
+}
+
+#[test]
+fn start_tls_answered_by_plain_text_is_a_tls_handshake_failure() {
+    let server = EchoServer::garbage_after_preamble();
+    let (_io, rx) = tunnel_then_start_tls(&server);
+    match next(&rx) {
+        Input::ConnectionFailed { conn, error, .. } => {
+            assert_eq!((conn, error.kind), (CONN, IoFailureKind::TlsHandshake));
+        }
+        other => panic!("expected ConnectionFailed, got {other:?}"),
+    }
+    server.join();
+}
+
+#[test]
+fn start_tls_on_a_tls_connection_is_refused_and_closes_it() {
+    let server = EchoServer::tls(true);
+    let (mut io, rx) = io();
+    io.connect(
+        CONN,
+        "127.0.0.1".into(),
+        server.port,
+        Some("localhost".into()),
+    )
+    .unwrap();
+    assert!(matches!(next(&rx), Input::Connected { .. }));
+    let err = io.start_tls(CONN, "localhost".into()).unwrap_err();
+    assert_eq!(err.kind, IoFailureKind::TlsHandshake);
+    assert!(!io.conns.contains_key(&CONN));
+    drop(server); // it waits for a line that never comes; the test does not join it
+}

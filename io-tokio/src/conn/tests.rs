@@ -195,3 +195,88 @@ async fn a_large_tls_response_arrives_whole_and_in_order() {
     );
     server.join();
 }
+
+/// Connect plain, exchange the preamble a proxy would, and start TLS for `localhost`.
+async fn tunnel_then_start_tls(server: &EchoServer) -> (TokioIo, mpsc::Receiver<Input>) {
+    let (mut io, mut rx) = io();
+    io.connect(CONN, "127.0.0.1".into(), server.port, None)
+        .unwrap();
+    assert!(matches!(next(&mut rx).await, Input::Connected { .. }));
+    io.send(CONN, Bytes::from_static(b"CONNECT localhost:443\n"))
+        .unwrap();
+    let mut got = Vec::new();
+    while got != b"proceed: CONNECT localhost:443\n" {
+        match next(&mut rx).await {
+            Input::Received { data, .. } => got.extend_from_slice(&data),
+            other => panic!("expected the preamble's answer, got {other:?}"),
+        }
+    }
+    io.start_tls(CONN, "localhost".into()).unwrap();
+    (io, rx)
+}
+
+#[tokio::test]
+async fn start_tls_after_a_plain_preamble_reports_the_chain_then_decrypted_bytes() {
+    let server = EchoServer::tls_after_preamble();
+    let (mut io, mut rx) = tunnel_then_start_tls(&server).await;
+    match next(&mut rx).await {
+        Input::TlsStarted {
+            conn,
+            peer_certificates,
+            ..
+        } => {
+            assert_eq!(conn, CONN);
+            assert_eq!(Some(&peer_certificates[0]), server.cert.as_ref());
+        }
+        other => panic!("expected TlsStarted, got {other:?}"),
+    }
+    assert_eq!(
+        exchange(&mut io, &mut rx, "through the tunnel\n").await,
+        "echo: through the tunnel\n"
+    );
+    server.join();
+}
+
+#[tokio::test]
+async fn start_tls_answered_by_plain_text_is_a_tls_handshake_failure() {
+    let server = EchoServer::garbage_after_preamble();
+    let (_io, mut rx) = tunnel_then_start_tls(&server).await;
+    match next(&mut rx).await {
+        Input::ConnectionFailed { conn, error, .. } => {
+            assert_eq!((conn, error.kind), (CONN, IoFailureKind::TlsHandshake));
+            assert!(error.message.contains("localhost"), "{}", error.message);
+        }
+        other => panic!("expected ConnectionFailed, got {other:?}"),
+    }
+    server.join();
+}
+
+#[tokio::test]
+async fn start_tls_on_a_tls_connection_fails_it() {
+    let server = EchoServer::tls(true);
+    let (mut io, mut rx) = io();
+    io.connect(
+        CONN,
+        "127.0.0.1".into(),
+        server.port,
+        Some("localhost".into()),
+    )
+    .unwrap();
+    assert!(matches!(next(&mut rx).await, Input::Connected { .. }));
+    io.start_tls(CONN, "localhost".into()).unwrap();
+    match next(&mut rx).await {
+        Input::ConnectionFailed { error, .. } => {
+            assert_eq!(error.kind, IoFailureKind::TlsHandshake);
+        }
+        other => panic!("expected ConnectionFailed, got {other:?}"),
+    }
+    io.close(CONN);
+    drop(server); // it waits for a line that never comes; the test does not join it
+}
+
+#[tokio::test]
+async fn start_tls_with_an_invalid_server_name_is_refused_at_once() {
+    let (mut io, _rx) = io();
+    let err = io.start_tls(CONN, "not a name!".into()).unwrap_err();
+    assert_eq!(err.kind, IoFailureKind::TlsHandshake);
+}
