@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
+use crate::proxy::ProxyEnvironment;
+
 /// How the engine is set up. Build with [`Config::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -39,6 +41,9 @@ pub struct Config {
     pub max_idle_connections_per_origin: usize,
     /// Trust anchors for HTTPS: the system store plus extra CA files, loaded by the driver.
     pub trust_anchors: Vec<CertificateDer<'static>>,
+    /// The proxy environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, either
+    /// case) that PRECONFIG jobs follow. Core reads no environment: the driver fills this in.
+    pub proxy_environment: ProxyEnvironment,
 }
 
 impl Config {
@@ -60,6 +65,7 @@ impl Config {
             max_redirects: 10,
             max_idle_connections_per_origin: 4,
             trust_anchors: Vec::new(),
+            proxy_environment: ProxyEnvironment::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
+use backhaul_core::proxy::ProxyEnvironment;
 use backhaul_core::{
     Action, BitsError, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, JobEvent, JobId,
     JobState, JobType, Output, Owner, Timestamp,
@@ -98,6 +99,9 @@ impl Host {
         } = config;
         core.trust_anchors
             .extend(load_trust_anchors(&ca_files, use_system_roots)?);
+        if core.proxy_environment.is_empty() {
+            core.proxy_environment = proxy_environment();
+        }
         let engine = Engine::new(core, clock::now());
         for (index, reason) in engine.rejected_anchors() {
             tracing::warn!("trust anchor #{index} skipped by the engine: {reason}");
@@ -410,4 +414,13 @@ impl std::fmt::Debug for Host {
             .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
+}
+
+/// The process's proxy variables for PRECONFIG jobs (core reads no environment). Variables
+/// that are not valid UTF-8 are skipped: `std::env::vars` would panic on them.
+fn proxy_environment() -> ProxyEnvironment {
+    ProxyEnvironment::from_vars(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )
 }

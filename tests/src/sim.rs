@@ -96,6 +96,16 @@ struct Server {
 struct SimConn {
     host: String,
     port: u16,
+    /// After a CONNECT through a simulated proxy: the origin the tunnel reaches.
+    tunnel_to: Option<(String, u16)>,
+}
+
+/// A simulated HTTP proxy: CONNECT tunnels and absolute-form requests, optionally behind
+/// Basic proxy authentication.
+#[derive(Clone, Debug, Default)]
+struct SimProxy {
+    /// The `Proxy-Authorization` value required, if any.
+    requires: Option<String>,
 }
 
 /// A file of the in-memory file system.
@@ -138,6 +148,7 @@ pub struct Sim {
     rng: u64,
     latency: Duration,
     servers: BTreeMap<(String, u16), Server>,
+    proxies: BTreeMap<(String, u16), SimProxy>,
     conns: BTreeMap<ConnId, SimConn>,
     open_files: BTreeMap<(JobId, FileIndex), PathBuf>,
     pending: Vec<(Timestamp, u64, Input)>,
@@ -177,6 +188,7 @@ impl Sim {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
             servers: BTreeMap::new(),
+            proxies: BTreeMap::new(),
             conns: BTreeMap::new(),
             open_files: BTreeMap::new(),
             pending: Vec::new(),
@@ -184,6 +196,15 @@ impl Sim {
             last_timeout: None,
             results: VecDeque::new(),
         }
+    }
+
+    /// An HTTP proxy at `host:port` (CONNECT and absolute form), requiring exactly this
+    /// `Proxy-Authorization` value when `requires` is set (else 407 with a Basic challenge).
+    pub fn proxy(&mut self, host: &str, port: u16, requires: Option<&str>) {
+        let proxy = SimProxy {
+            requires: requires.map(str::to_string),
+        };
+        self.proxies.insert((host.to_string(), port), proxy);
     }
 
     /// Serves `resource` at `http(s)://host:port/path`.
@@ -401,10 +422,12 @@ impl Sim {
                 tls_server_name,
             } => {
                 self.connects += 1;
-                let refused = self
-                    .servers
-                    .get(&(host.clone(), port))
-                    .is_none_or(|s| s.refuse_connections);
+                let is_proxy = self.proxies.contains_key(&(host.clone(), port));
+                let refused = !is_proxy
+                    && self
+                        .servers
+                        .get(&(host.clone(), port))
+                        .is_none_or(|s| s.refuse_connections);
                 if refused {
                     let error = IoFailure::new(
                         IoFailureKind::ConnectRefused,
@@ -412,7 +435,14 @@ impl Sim {
                     );
                     self.later(Input::ConnectFailed { now, conn, error });
                 } else {
-                    self.conns.insert(conn, SimConn { host, port });
+                    self.conns.insert(
+                        conn,
+                        SimConn {
+                            host,
+                            port,
+                            tunnel_to: None,
+                        },
+                    );
                     let peer_certificates = tls_server_name
                         .map(|name| vec![sim_leaf(&name)])
                         .unwrap_or_default();
@@ -547,6 +577,14 @@ impl Sim {
                 self.files.remove(&path);
             }
             Action::Persist { .. } | Action::Forget { .. } => self.persists += 1,
+            Action::StartTls { conn, server_name } => {
+                let peer_certificates = vec![sim_leaf(&server_name)];
+                self.later(Input::TlsStarted {
+                    now,
+                    conn,
+                    peer_certificates,
+                });
+            }
             Action::ValidateCertificate {
                 conn,
                 job,
@@ -577,7 +615,11 @@ impl Sim {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let key = (c.host.clone(), c.port);
+        let mut key = c.tunnel_to.clone().unwrap_or((c.host.clone(), c.port));
+        let proxy = match c.tunnel_to {
+            None => self.proxies.get(&key).cloned(),
+            Some(_) => None,
+        };
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         let parsed = req.parse(data).expect("the engine sends valid requests");
@@ -602,6 +644,14 @@ impl Sim {
             conn,
         };
         self.requests.push(seen.clone());
+        let mut path = path;
+        if let Some(proxy) = proxy {
+            match self.proxy_answer(conn, &proxy, req.method, &seen) {
+                ProxyAnswer::Done => return,
+                // Absolute form: the origin's answer, relayed.
+                ProxyAnswer::Forward(origin, origin_path) => (key, path) = (origin, origin_path),
+            }
+        }
         let server = self.servers.entry(key).or_default();
         let reply = match server.scripts.get_mut(&path) {
             Some(script) if script.len() > 1 => script.pop_front().expect("non-empty"),
@@ -632,6 +682,53 @@ impl Sim {
         if truncate_at.is_some() {
             self.later(Input::Closed { now, conn });
         }
+    }
+}
+
+/// What a simulated proxy did with a request.
+enum ProxyAnswer {
+    /// It answered (200 to CONNECT, or 407).
+    Done,
+    /// An absolute-form request: the origin (host, port) and path to relay it to.
+    Forward((String, u16), String),
+}
+
+impl Sim {
+    fn proxy_answer(
+        &mut self,
+        conn: ConnId,
+        proxy: &SimProxy,
+        method: Option<&str>,
+        seen: &SeenRequest,
+    ) -> ProxyAnswer {
+        let now = self.now;
+        if let Some(required) = &proxy.requires {
+            if seen.header("proxy-authorization") != Some(required.as_str()) {
+                let extra = vec![(
+                    "Proxy-Authenticate".to_string(),
+                    "Basic realm=\"proxy\"".to_string(),
+                )];
+                let data = Bytes::from(status_response(407, &extra));
+                self.later(Input::Received { now, conn, data });
+                return ProxyAnswer::Done;
+            }
+        }
+        if method == Some("CONNECT") {
+            let (host, port) = seen.path.rsplit_once(':').expect("CONNECT host:port");
+            let target = (host.to_string(), port.parse().expect("CONNECT port"));
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.tunnel_to = Some(target);
+            }
+            let data = Bytes::from_static(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            self.later(Input::Received { now, conn, data });
+            return ProxyAnswer::Done;
+        }
+        let url = url::Url::parse(&seen.path).expect("absolute form to a proxy");
+        let origin = (
+            url.host_str().expect("a host").to_string(),
+            url.port_or_known_default().expect("a port"),
+        );
+        ProxyAnswer::Forward(origin, url.path().to_string())
     }
 }
 
@@ -684,7 +781,8 @@ fn input_conn(input: &Input) -> Option<ConnId> {
         | Input::Received { conn, .. }
         | Input::Closed { conn, .. }
         | Input::ConnectionFailed { conn, .. }
-        | Input::CertificateVerdict { conn, .. } => Some(*conn),
+        | Input::CertificateVerdict { conn, .. }
+        | Input::TlsStarted { conn, .. } => Some(*conn),
         _ => None,
     }
 }

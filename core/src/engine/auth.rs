@@ -1,38 +1,40 @@
-//! Answering a server's 401 with the job's credentials (Basic, Digest), and sending them again
-//! on later requests to the same origin — never to another one.
+//! Answering a 401 (the server) or a 407 (the proxy) with the job's credentials (Basic,
+//! Digest), and sending them again on later requests to the same origin or proxy — never to
+//! another one, never to the origin what belongs to the proxy, and never inside a tunnel.
 //!
-//! What a job learned about an origin (which scheme it answered, Digest's nonce state) lives
-//! in [`ServerAuth`], keyed by the origin; Digest state is also bound to its realm (a new
-//! realm starts over). A challenge answered once and refused again is a rejection: the job
-//! fails with `BG_E_HTTP_ERROR_401` until the app sets other credentials and resumes.
+//! What a job learned about a party (which scheme it answered, Digest's nonce state) lives in
+//! [`ServerAuth`], keyed by the origin (`https://host:port`) or the proxy (`proxy host:port`);
+//! Digest state is also bound to its realm (a new realm starts over). A challenge answered
+//! once and refused again is a rejection: the job fails with `BG_E_HTTP_ERROR_401` / `_407`
+//! until the app sets other credentials and resumes.
 
 use std::collections::BTreeMap;
 
 use rand_chacha::rand_core::Rng;
-use url::Url;
 
 use crate::auth::{self, AuthScheme, AuthTarget, Challenge, DigestState, Secret, Update};
 use crate::codes::HResult;
 use crate::error::Severity;
 use crate::http::ResponseHead;
 use crate::ids::{ConnId, JobId};
+use crate::proxy::ProxyEndpoint;
 
 use super::transfer::remote_error;
 use super::Engine;
 
 /// A fetch answers at most this many challenges before it counts as refused (a stale Digest
 /// nonce may take one more round trip).
-const MAX_AUTH_ROUNDS: u32 = 3;
+const MAX_AUTH_ROUNDS: u32 = 4;
 
-/// How a job authenticates to each origin it has answered, by origin (`scheme://host:port`).
+/// How a job authenticates to each party that challenged it, by party key.
 #[derive(Debug, Default)]
 pub(crate) struct ServerAuth {
-    by_origin: BTreeMap<String, OriginAuth>,
+    by_party: BTreeMap<String, PartyAuth>,
 }
 
-/// The scheme an origin asked for, and its state.
+/// The scheme a party asked for, and its state.
 #[derive(Debug)]
-enum OriginAuth {
+enum PartyAuth {
     Basic,
     Digest(Box<DigestState>),
 }
@@ -40,44 +42,66 @@ enum OriginAuth {
 impl ServerAuth {
     /// Forgets everything: new credentials, or a new owner.
     pub(crate) fn clear(&mut self) {
-        self.by_origin.clear();
+        self.by_party.clear();
     }
 }
 
+/// The key under which an origin's authentication state is kept.
+pub(super) fn origin_key(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// The key under which a proxy's authentication state is kept.
+pub(super) fn proxy_key(proxy: &ProxyEndpoint) -> String {
+    format!("proxy {}:{}", proxy.host, proxy.port)
+}
+
 impl Engine {
-    /// The `Authorization` value for a request to `url` (`target` as sent), when the job has
-    /// answered that origin before and still holds the credentials. The caller has checked
-    /// that `url` is the origin the app's secrets belong to.
+    /// The `Authorization` (server) or `Proxy-Authorization` (proxy) value for a request of
+    /// `method` to `uri` (as sent), when the job has answered `party` before and still holds
+    /// the credentials. The caller has checked that the request goes to that party.
     pub(super) fn authorization_for(
         &mut self,
         id: JobId,
-        url: &Url,
-        target: &str,
+        party: &str,
+        target: AuthTarget,
+        method: &str,
+        uri: &str,
     ) -> Option<(AuthScheme, Secret)> {
         let cnonce = self.cnonce();
         let job = self.jobs.get_mut(&id)?;
-        let origin = url.origin().ascii_serialization();
         let creds = &job.rec.credentials;
-        match job.server_auth.by_origin.get_mut(&origin)? {
-            OriginAuth::Basic => {
+        match job.server_auth.by_party.get_mut(party)? {
+            PartyAuth::Basic => {
                 let value = creds
-                    .credentials_for(AuthTarget::Server, AuthScheme::Basic)?
+                    .credentials_for(target, AuthScheme::Basic)?
                     .basic_authorization()?;
                 Some((AuthScheme::Basic, value))
             }
-            OriginAuth::Digest(state) => {
+            PartyAuth::Digest(state) => {
                 let value = creds
-                    .credentials_for(AuthTarget::Server, AuthScheme::Digest)?
-                    .digest_authorization(state, "GET", target, &cnonce)?;
+                    .credentials_for(target, AuthScheme::Digest)?
+                    .digest_authorization(state, method, uri, &cnonce)?;
                 Some((AuthScheme::Digest, value))
             }
         }
     }
 
-    /// A 401: answer it (and retry on a fresh request), or fail the job with
-    /// `BG_E_HTTP_ERROR_401` when there is nothing to answer with or the answer was refused.
-    pub(super) fn handle_unauthorized(&mut self, id: JobId, conn: ConnId, head: &ResponseHead) {
+    /// A 401 from the server (`proxy: None`) or a 407 from `proxy`: answer it on a fresh
+    /// connection, or fail the job with `BG_E_HTTP_ERROR_401` / `_407` when there is nothing
+    /// to answer with or the answer was refused.
+    pub(super) fn handle_challenge(
+        &mut self,
+        id: JobId,
+        conn: ConnId,
+        head: &ResponseHead,
+        proxy: Option<ProxyEndpoint>,
+    ) {
         self.drop_conn(conn);
+        let (target, status, field) = match proxy {
+            None => (AuthTarget::Server, 401, "www-authenticate"),
+            Some(_) => (AuthTarget::Proxy, 407, "proxy-authenticate"),
+        };
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -86,62 +110,69 @@ impl Engine {
         };
         fetch.conn = None;
         let url = fetch.url.clone();
-        let sent = fetch.auth_sent.take();
+        let (who, party, sent) = match &proxy {
+            None => (url.to_string(), origin_key(&url), fetch.auth_sent.take()),
+            Some(p) => (
+                format!("the proxy {p}"),
+                proxy_key(p),
+                fetch.proxy_auth_sent.take(),
+            ),
+        };
         fetch.auth_rounds += 1;
         let rounds = fetch.auth_rounds;
-        let to_secrets_origin =
-            !fetch.left_origin && job.rec.files[fetch.file as usize].is_secrets_origin(&url);
-        let challenges = auth::parse_fields(head.header_values("www-authenticate"));
-        let origin = url.origin().ascii_serialization();
-        let fail = |why: String| remote_error(HResult::from_http_status(401), why);
-        if !to_secrets_origin {
+        let secrets_allowed = proxy.is_some()
+            || (!fetch.left_origin && job.rec.files[fetch.file as usize].is_secrets_origin(&url));
+        let challenges = auth::parse_fields(head.header_values(field));
+        let fail = |why: String| remote_error(HResult::from_http_status(status), why);
+        if !secrets_allowed {
             let why = format!(
-                "{url} asks for credentials, and the job's are for another origin (they never \
+                "{who} asks for credentials, and the job's are for another origin (they never \
                  follow a redirect)"
             );
             return self.fail(id, fail(why), Severity::Fatal, None);
         }
         if rounds > MAX_AUTH_ROUNDS {
-            let why = format!("{url} kept asking for credentials ({rounds} challenges)");
+            let why = format!("{who} kept asking for credentials ({rounds} challenges)");
             return self.fail(id, fail(why), Severity::Fatal, None);
         }
         if let Some(scheme) = sent {
-            if !self.stale_digest_renewed(id, &origin, &challenges) {
-                // Refused: the origin is challenged afresh on the next attempt.
-                if let Some(job) = self.jobs.get_mut(&id) {
-                    job.server_auth.by_origin.remove(&origin);
-                }
-                let why = format!("{url} refused the job's {scheme} credentials");
-                return self.fail(id, fail(why), Severity::Fatal, None);
+            if self.stale_digest_renewed(id, &party, &challenges) {
+                return self.connect_or_reuse(id);
             }
-            return self.connect_or_reuse(id);
+            // Refused: the party is challenged afresh on the next attempt.
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.server_auth.by_party.remove(&party);
+            }
+            let why = format!("{who} refused the job's {scheme} credentials");
+            return self.fail(id, fail(why), Severity::Fatal, None);
         }
         let job = self.jobs.get_mut(&id).expect("checked above");
-        let Some(chosen) = auth::choose(&challenges, &job.rec.credentials, AuthTarget::Server)
-        else {
+        let Some(chosen) = auth::choose(&challenges, &job.rec.credentials, target) else {
             let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+            let offered = if offered.is_empty() {
+                "no scheme named".to_string()
+            } else {
+                offered.join(", ")
+            };
             let why = format!(
-                "{url} asks for credentials ({}) and the job holds none for those schemes",
-                if offered.is_empty() {
-                    "no scheme named".to_string()
-                } else {
-                    offered.join(", ")
-                }
+                "{who} asks for credentials ({offered}) and the job holds no {} credentials \
+                 for those schemes",
+                target.bits_name()
             );
             return self.fail(id, fail(why), Severity::Fatal, None);
         };
         let answer = match chosen.scheme {
-            AuthScheme::Basic => Ok(OriginAuth::Basic),
+            AuthScheme::Basic => Ok(PartyAuth::Basic),
             AuthScheme::Digest => DigestState::from_challenge(chosen.challenge)
-                .map(|state| OriginAuth::Digest(Box::new(state)))
-                .map_err(|e| format!("{url}'s Digest challenge cannot be answered: {e}")),
+                .map(|state| PartyAuth::Digest(Box::new(state)))
+                .map_err(|e| format!("{who}'s Digest challenge cannot be answered: {e}")),
             other => Err(format!(
-                "{url} asks for {other}, which this build cannot answer yet"
+                "{who} asks for {other}, which this build cannot answer yet"
             )),
         };
         match answer {
             Ok(answer) => {
-                job.server_auth.by_origin.insert(origin, answer);
+                job.server_auth.by_party.insert(party, answer);
                 self.connect_or_reuse(id);
             }
             Err(why) => self.fail(id, fail(why), Severity::Fatal, None),
@@ -150,11 +181,11 @@ impl Engine {
 
     /// After a refused Digest answer: a `stale=true` challenge for the same realm renews the
     /// nonce (true: retry); anything else is a rejection.
-    fn stale_digest_renewed(&mut self, id: JobId, origin: &str, challenges: &[Challenge]) -> bool {
+    fn stale_digest_renewed(&mut self, id: JobId, party: &str, challenges: &[Challenge]) -> bool {
         let Some(job) = self.jobs.get_mut(&id) else {
             return false;
         };
-        let Some(OriginAuth::Digest(state)) = job.server_auth.by_origin.get_mut(origin) else {
+        let Some(PartyAuth::Digest(state)) = job.server_auth.by_party.get_mut(party) else {
             return false;
         };
         challenges

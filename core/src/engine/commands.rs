@@ -17,6 +17,7 @@ use crate::job::{
     Trigger,
 };
 use crate::output::Action;
+use crate::proxy::ProxySettings;
 
 use super::{Completing, Engine, MIN_RETRY_DELAY_FLOOR};
 
@@ -393,6 +394,16 @@ impl<'a> JobMut<'a> {
         job.server_auth.clear();
         self.engine.touch(self.id);
         Ok(outcome)
+    }
+
+    /// `SetProxySettings(usage, proxy list, bypass list)` (see [`ProxySettings::new`] for
+    /// BITS' rules). The lists' syntax is checked when the job runs, as in BITS: a bad list
+    /// puts the job in ERROR with `BG_E_INVALID_PROXY_INFO`.
+    pub fn set_proxy_settings(&mut self, settings: ProxySettings) -> Result<(), BitsError> {
+        self.ensure_not_final()?;
+        self.job().rec.proxy = settings;
+        self.engine.touch(self.id);
+        Ok(())
     }
 
     /// `SetNotifyCmdLine(program, parameters)`: run `program` (an absolute path, no shell, no

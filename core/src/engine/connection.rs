@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use rustls_pki_types::CertificateDer;
 use url::{Position, Url};
 
-use crate::auth::{AuthScheme, Secret};
+use crate::auth::{AuthScheme, AuthTarget, Secret};
 use crate::codes;
 use crate::error::{ErrorContext, JobError, Severity};
 use crate::http::{self, HttpError, Method, Request, ResponseParser};
@@ -14,9 +14,12 @@ use crate::ids::{ConnId, JobId};
 use crate::input::{IoFailure, IoFailureKind};
 use crate::job::Trigger;
 use crate::output::Action;
+use crate::proxy::{self, Route};
 use crate::time::Timestamp;
 use crate::tls;
 
+use super::auth::{origin_key, proxy_key};
+use super::proxy::{needs_tunnel, TunnelPhase};
 use super::transfer::{remote_error, Phase};
 use super::Engine;
 
@@ -42,11 +45,26 @@ pub(crate) struct PoolTag {
     pub(super) private_to: Option<JobId>,
 }
 
+impl Origin {
+    /// `host:port` as CONNECT names it (an IPv6 literal in brackets).
+    pub(super) fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// A connection the engine asked for.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(super) origin: Origin,
     pub(super) tag: PoolTag,
+    /// Directly, or through which proxy.
+    pub(super) via: Route,
+    /// The tunnel through the proxy, when the route needs one.
+    pub(super) tunnel: Option<TunnelPhase>,
     pub(super) parser: ResponseParser,
     pub(super) user: ConnUser,
     /// SHA-256 of the leaf certificate while the app's callback decides on it.
@@ -79,11 +97,17 @@ impl Engine {
                 );
             }
         };
+        let via = match self.route_for(id) {
+            Ok(via) => via,
+            Err(error) => return self.fail(id, error, Severity::Fatal, None),
+        };
         let tag = self.pool_tag(id, &origin);
         let idle = self
             .conns
             .iter()
-            .find(|(_, c)| c.user == ConnUser::Idle && c.origin == origin && c.tag == tag)
+            .find(|(_, c)| {
+                c.user == ConnUser::Idle && c.origin == origin && c.tag == tag && c.via == via
+            })
             .map(|(id, _)| *id);
         let now = self.now;
         if let Some(conn) = idle {
@@ -103,6 +127,8 @@ impl Engine {
             Conn {
                 origin: origin.clone(),
                 tag,
+                tunnel: needs_tunnel(&via, &origin).then_some(TunnelPhase::Opening),
+                via: via.clone(),
                 parser: ResponseParser::new(limits),
                 user: ConnUser::Connecting(id),
                 verdict_pending: None,
@@ -112,12 +138,47 @@ impl Engine {
         let fetch = self.fetch_mut(id).expect("checked above");
         fetch.conn = Some(conn);
         fetch.phase = Phase::Connecting;
+        let (host, port, tls_server_name) = match &via {
+            Route::Direct => (
+                origin.host.clone(),
+                origin.port,
+                origin.https.then(|| origin.host.clone()),
+            ),
+            // TLS with the origin starts inside the tunnel, once it is open.
+            Route::Proxy(proxy) => (proxy.host.clone(), proxy.port, None),
+        };
         self.push_action(Action::Connect {
             conn,
-            host: origin.host.clone(),
-            port: origin.port,
-            tls_server_name: origin.https.then(|| origin.host.clone()),
+            host,
+            port,
+            tls_server_name,
         });
+    }
+
+    /// The way the fetch's next connection goes: the job's proxy settings (or the environment)
+    /// for its URL, at the fetch's place in the proxy list. Bad settings are
+    /// `BG_E_INVALID_PROXY_INFO`, found at run time as BITS does.
+    fn route_for(&mut self, id: JobId) -> Result<Route, JobError> {
+        let job = self.jobs.get(&id).expect("the caller found the job");
+        let fetch = job.fetch.as_ref().expect("the caller found the fetch");
+        let routes = proxy::route(&fetch.url, &job.rec.proxy, &self.config.proxy_environment)
+            .map_err(|e| remote_error(e.code(), e.to_string()))?;
+        Ok(routes
+            .get(fetch.route_index)
+            .cloned()
+            .unwrap_or(Route::Direct))
+    }
+
+    /// How many ways the fetch's URL can go (1 without a proxy list).
+    fn route_count(&self, id: JobId) -> usize {
+        let Some(job) = self.jobs.get(&id) else {
+            return 1;
+        };
+        let Some(fetch) = job.fetch.as_ref() else {
+            return 1;
+        };
+        proxy::route(&fetch.url, &job.rec.proxy, &self.config.proxy_environment)
+            .map_or(1, |routes| routes.len())
     }
 
     pub(super) fn handle_connected(&mut self, conn: ConnId, chain: Vec<CertificateDer<'static>>) {
@@ -127,10 +188,29 @@ impl Engine {
         let ConnUser::Connecting(id) = c.user else {
             return;
         };
+        if matches!(c.tunnel, Some(TunnelPhase::Opening)) {
+            // Connected to the proxy: the tunnel comes first.
+            return self.open_tunnel(id, conn);
+        }
+        self.check_chain(id, conn, chain);
+    }
+
+    /// The built-in certificate checks for an https origin (directly, or inside a tunnel),
+    /// then the app's callback, then the request.
+    pub(super) fn check_chain(
+        &mut self,
+        id: JobId,
+        conn: ConnId,
+        chain: Vec<CertificateDer<'static>>,
+    ) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         if c.origin.https {
             let host = c.origin.host.clone();
             if let Err(e) = tls::verify_server_chain(&self.trust, &chain, &host, self.now) {
                 // Nothing has been sent: the connection is closed before one request byte.
+                self.drop_conn(conn);
                 let error =
                     JobError::new(ErrorContext::GeneralTransport, e.kind.code(), e.to_string());
                 return self.fail(id, error, Severity::Fatal, None);
@@ -150,6 +230,15 @@ impl Engine {
 
     pub(super) fn send_request(&mut self, id: JobId, conn: ConnId) {
         let authorization = self.request_authorization(id);
+        let forward_proxy = self.conns.get(&conn).and_then(|c| match &c.via {
+            Route::Proxy(p) if c.tunnel.is_none() => Some(p.clone()),
+            _ => None,
+        });
+        let proxy_authorization = forward_proxy.as_ref().and_then(|proxy| {
+            let url = self.fetch_mut(id)?.url.clone();
+            let target = absolute_target(&url);
+            self.authorization_for(id, &proxy_key(proxy), AuthTarget::Proxy, "GET", &target)
+        });
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -191,15 +280,22 @@ impl Engine {
         };
         let authorization = authorization.filter(|_| to_secrets_origin);
         fetch.auth_sent = authorization.as_ref().map(|(scheme, _)| *scheme);
+        fetch.proxy_auth_sent = proxy_authorization.as_ref().map(|(scheme, _)| *scheme);
+        // To an HTTP proxy (no tunnel), the request names the whole URL (absolute form).
+        let absolute = forward_proxy.as_ref().map(|_| absolute_target(&fetch.url));
         let request = Request {
             method: Method::Get,
-            target: &fetch.url[Position::BeforePath..Position::AfterQuery],
+            target: absolute
+                .as_deref()
+                .unwrap_or(&fetch.url[Position::BeforePath..Position::AfterQuery]),
             host: &host,
             user_agent: &self.config.user_agent,
             range_start: resumable.then_some(range_start),
             if_range: if_range.as_deref(),
             authorization: authorization.as_ref().map(|(_, value)| value.expose()),
-            proxy_authorization: None,
+            proxy_authorization: proxy_authorization
+                .as_ref()
+                .map(|(_, value)| value.expose()),
             extra_headers: &extra_headers,
         };
         let mut buf = BytesMut::with_capacity(256);
@@ -232,6 +328,12 @@ impl Engine {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if let (ConnUser::Connecting(id), Some(TunnelPhase::Connect | TunnelPhase::Socks(_))) =
+            (c.user, c.tunnel.as_ref())
+        {
+            c.deadline = now.saturating_add(receive_timeout);
+            return self.tunnel_received(id, conn, data);
+        }
         let id = match c.user {
             ConnUser::Busy(id) => id,
             // Bytes on an idle connection: the server is talking out of turn.
@@ -336,6 +438,14 @@ impl Engine {
             if let Some(fetch) = self.fetch_mut(id) {
                 fetch.conn = None;
             }
+            // A proxy list is tried in order: the next proxy before giving up.
+            if let Route::Proxy(_) = c.via {
+                let next = self.fetch_mut(id).map_or(0, |f| f.route_index + 1);
+                if next < self.route_count(id) {
+                    self.fetch_mut(id).expect("found above").route_index = next;
+                    return self.connect_or_reuse(id);
+                }
+            }
             let mut job_error = connect_error(&error);
             job_error.description = format!(
                 "{}:{}: {}",
@@ -396,7 +506,7 @@ impl Engine {
         }
         let url = fetch.url.clone();
         let target = url[Position::BeforePath..Position::AfterQuery].to_string();
-        self.authorization_for(id, &url, &target)
+        self.authorization_for(id, &origin_key(&url), AuthTarget::Server, "GET", &target)
     }
 
     /// The pool tag of a connection for job `id` to `origin`.
@@ -482,6 +592,11 @@ fn origin_of(url: &Url) -> Option<Origin> {
         host,
         port: url.port_or_known_default()?,
     })
+}
+
+/// The URL as an absolute-form request target: without its fragment (never sent).
+fn absolute_target(url: &Url) -> String {
+    url[..Position::AfterQuery].to_string()
 }
 
 /// The `Host` header: host, plus the port when it is not the scheme's default.

@@ -17,6 +17,7 @@ mod commands;
 mod connection;
 mod failure;
 mod notify_cmd;
+mod proxy;
 mod response;
 mod schedule;
 mod transfer;
@@ -45,6 +46,7 @@ use crate::job::{
     Trigger,
 };
 use crate::output::{Action, JobEvent, Output};
+use crate::proxy::ProxySettings;
 use crate::time::Timestamp;
 use crate::tls::TrustStore;
 
@@ -129,6 +131,9 @@ pub struct JobRecord {
     /// `SetCredentials`: one slot per target and scheme (owner only; secrets never printed).
     #[serde(default)]
     pub(crate) credentials: CredentialSet,
+    /// `SetProxySettings` (PRECONFIG by default: the environment).
+    #[serde(default)]
+    pub(crate) proxy: ProxySettings,
 }
 
 impl JobRecord {
@@ -229,12 +234,11 @@ impl Engine {
             Input::CertificateVerdict { conn, verdict, .. } => {
                 self.handle_certificate_verdict(conn, verdict)
             }
-            // The integrator refines this: after a tunnel, the origin's chain is checked here.
             Input::TlsStarted {
                 conn,
                 peer_certificates,
                 ..
-            } => self.handle_connected(conn, peer_certificates),
+            } => self.handle_tls_started(conn, peer_certificates),
             Input::ConnectFailed { conn, error, .. } => self.handle_connect_failed(conn, error),
             Input::Received { conn, data, .. } => self.handle_received(conn, data),
             Input::Closed { conn, .. } => self.handle_closed(conn),
@@ -339,6 +343,7 @@ impl Engine {
             notify_cmd_line: None,
             notify_run: None,
             credentials: CredentialSet::new(),
+            proxy: ProxySettings::default(),
         };
         let seq = self.take_seq();
         self.jobs.insert(

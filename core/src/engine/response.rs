@@ -11,6 +11,7 @@ use crate::http::{BodyFraming, ContentRange, ResponseEvent, ResponseHead};
 use crate::ids::{ConnId, JobId};
 use crate::job::{JobState, NotifyFlags, RedirectPolicy, Trigger};
 use crate::output::{Action, JobEvent};
+use crate::proxy::Route;
 
 use super::transfer::{remote_error, Phase};
 use super::{Engine, MODIFICATION_EVENT_INTERVAL};
@@ -94,7 +95,18 @@ impl Engine {
             }
             416 if fetch.range_start > 0 => self.restart_file(id, conn),
             300..=303 | 307 | 308 => self.follow_redirect(id, conn, &head),
-            401 => self.handle_unauthorized(id, conn, &head),
+            401 => self.handle_challenge(id, conn, &head, None),
+            407 => match self.conns.get(&conn).map(|c| c.via.clone()) {
+                Some(Route::Proxy(proxy)) => self.handle_challenge(id, conn, &head, Some(proxy)),
+                // A 407 from an origin reached directly: nothing to answer it with.
+                _ => {
+                    let error = remote_error(
+                        HResult::from_http_status(407),
+                        format!("{url} answered 407, but the request did not go through a proxy"),
+                    );
+                    self.fail(id, error, Severity::Fatal, None)
+                }
+            },
             s if is_transient_status(s) => {
                 let retry_after = head.retry_after(now);
                 let error = remote_error(
@@ -221,6 +233,7 @@ impl Engine {
             fetch.left_origin = true;
         }
         fetch.chain.push(target.clone());
+        fetch.route_index = 0;
         fetch.url = target;
         self.connect_or_reuse(id);
     }

@@ -38,6 +38,10 @@ pub(crate) struct Fetch {
     pub(super) left_origin: bool,
     /// The scheme whose credentials the request in flight carries.
     pub(super) auth_sent: Option<AuthScheme>,
+    /// The scheme whose proxy credentials the CONNECT or request in flight carries.
+    pub(super) proxy_auth_sent: Option<AuthScheme>,
+    /// The place in the proxy list this fetch connects through (0 without a list).
+    pub(super) route_index: usize,
     /// Challenges answered in this fetch.
     pub(super) auth_rounds: u32,
     pub(super) restarts: u32,
@@ -78,6 +82,8 @@ impl Engine {
             chain: vec![url.clone()],
             left_origin: false,
             auth_sent: None,
+            proxy_auth_sent: None,
+            route_index: 0,
             auth_rounds: 0,
             url,
             restarts: 0,

@@ -235,6 +235,11 @@ impl<'a> JobView<'a> {
         )
     }
 
+    /// `GetProxySettings`.
+    pub fn proxy_settings(&self) -> &'a crate::proxy::ProxySettings {
+        &self.job.rec.proxy
+    }
+
     /// `GetNotifyCmdLine`: `(program, parameters)`, if set.
     pub fn notify_cmd_line(&self) -> Option<(&'a str, Option<&'a str>)> {
         let cmd = self.job.rec.notify_cmd_line.as_ref()?;
