@@ -5,6 +5,7 @@
 //! 130 interrupted by Ctrl+C.
 
 mod client;
+mod credentials;
 mod daemon;
 mod protocol;
 mod report;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use backhaul_core::auth::AuthTarget;
 use backhaul_core::job::RedirectPolicy;
 use backhaul_core::JobPriority;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -130,6 +132,39 @@ struct TransferArgs {
     #[arg(long)]
     allow_https_to_http: bool,
 
+    /// Server credentials, `SCHEME:USER` (repeatable, one per scheme: basic, digest, ntlm,
+    /// negotiate, passport); `SCHEME:` for the logged-on user (ntlm, negotiate). The password
+    /// comes from --password-env, or a prompt on a terminal — never the command line.
+    #[arg(long = "server-auth", value_name = "SCHEME:USER", value_parser = credentials::parse_auth_option)]
+    server_auth: Vec<credentials::AuthOption>,
+
+    /// The environment variable holding the server password.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+
+    /// Proxy credentials, `SCHEME:USER` (repeatable), as --server-auth.
+    #[arg(long = "proxy-auth", value_name = "SCHEME:USER", value_parser = credentials::parse_auth_option)]
+    proxy_auth: Vec<credentials::AuthOption>,
+
+    /// The environment variable holding the proxy password.
+    #[arg(long, value_name = "VAR")]
+    proxy_password_env: Option<String>,
+
+    /// Go through this proxy (repeatable: a list tried in order): `host:port`,
+    /// `http://host:port`, or `socks5://[user:password@]host:port`. Without it, the
+    /// HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY environment applies.
+    #[arg(long = "proxy", value_name = "URL", conflicts_with = "no_proxy")]
+    proxies: Vec<String>,
+
+    /// Hosts reached directly despite --proxy: `;`-separated, a leftmost `*` wildcard, and
+    /// `<local>` for names without a dot.
+    #[arg(long, value_name = "LIST")]
+    proxy_bypass: Option<String>,
+
+    /// Connect directly, whatever the environment says.
+    #[arg(long)]
+    no_proxy: bool,
+
     /// An extra request header, `'Name: value'` (repeatable). Sent on every request to the
     /// origin of each file's URL, never past a redirect to another origin.
     #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
@@ -178,7 +213,26 @@ impl TransferArgs {
                 report::shorten(bad)
             )));
         }
+        let mut auth = credentials::credentials(
+            AuthTarget::Server,
+            &self.server_auth,
+            self.password_env.as_deref(),
+        )
+        .map_err(|why| usage_error(format!("--server-auth: {why}")))?;
+        auth.extend(
+            credentials::credentials(
+                AuthTarget::Proxy,
+                &self.proxy_auth,
+                self.proxy_password_env.as_deref(),
+            )
+            .map_err(|why| usage_error(format!("--proxy-auth: {why}")))?,
+        );
+        let proxy =
+            credentials::proxy_settings(&self.proxies, self.proxy_bypass.as_deref(), self.no_proxy)
+                .map_err(|why| usage_error(format!("--proxy: {why}")))?;
         Ok(transfer::Request {
+            credentials: auth,
+            proxy,
             security_flags,
             headers: self.headers,
             pins: self.pins,

@@ -15,6 +15,9 @@ use backhaul_core::{
     JobPriority, JobState, JobType, SIZE_UNKNOWN,
 };
 
+use backhaul_core::auth::Credentials;
+use backhaul_core::proxy::ProxySettings;
+
 use crate::report::{describe_pair, Failure, FailureKind, Outcome, Progress};
 use crate::security::pin_verdict;
 
@@ -49,6 +52,10 @@ pub(crate) struct Request {
     pub(crate) no_progress_timeout: u32,
     /// `SetSecurityFlags`, already checked.
     pub(crate) security_flags: u32,
+    /// Server and proxy credentials.
+    pub(crate) credentials: Vec<Credentials>,
+    /// Proxy settings (`None`: PRECONFIG, the environment).
+    pub(crate) proxy: Option<ProxySettings>,
     /// Custom headers, one `Name: value` each.
     pub(crate) headers: Vec<String>,
     /// SHA-256 pins of acceptable leaf certificates (empty: no pinning callback).
@@ -103,6 +110,10 @@ pub(crate) trait Backend: Sized {
     fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError>;
     /// `SetCustomHeaders`.
     fn set_custom_headers(&self, job: JobId, headers: &str) -> Result<(), BitsError>;
+    /// `SetCredentials`.
+    fn set_credentials(&self, job: JobId, credentials: Credentials) -> Result<(), BitsError>;
+    /// `SetProxySettings`.
+    fn set_proxy_settings(&self, job: JobId, settings: ProxySettings) -> Result<(), BitsError>;
     /// Register a validation callback accepting only leaf certificates with these SHA-256s.
     fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError>;
     /// `Resume`.
@@ -181,6 +192,16 @@ fn setup_and_wait<B: Backend>(
         backend
             .set_security_flags(job, request.security_flags)
             .map_err(|e| usage(e, "--security-flags"))?;
+    }
+    for credentials in &request.credentials {
+        backend
+            .set_credentials(job, credentials.clone())
+            .map_err(|e| usage(e, "--server-auth/--proxy-auth"))?;
+    }
+    if let Some(settings) = &request.proxy {
+        backend
+            .set_proxy_settings(job, settings.clone())
+            .map_err(|e| usage(e, "--proxy"))?;
     }
     if !request.headers.is_empty() {
         let text = request.headers.join("\r\n");
@@ -410,6 +431,16 @@ impl Backend for TokioBackend {
             .block_on(self.manager.set_custom_headers(job, Some(headers)))
     }
 
+    fn set_credentials(&self, job: JobId, credentials: Credentials) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_credentials(job, credentials))
+    }
+
+    fn set_proxy_settings(&self, job: JobId, settings: ProxySettings) -> Result<(), BitsError> {
+        self.runtime
+            .block_on(self.manager.set_proxy_settings(job, settings))
+    }
+
     fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
         let validator = backhaul_tokio::certificate_validator(move |request| {
             let verdict = pin_verdict(&pins, &request.leaf);
@@ -498,6 +529,14 @@ impl Backend for BlockingBackend {
 
     fn set_custom_headers(&self, job: JobId, headers: &str) -> Result<(), BitsError> {
         self.manager.set_custom_headers(job, Some(headers))
+    }
+
+    fn set_credentials(&self, job: JobId, credentials: Credentials) -> Result<(), BitsError> {
+        self.manager.set_credentials(job, credentials)
+    }
+
+    fn set_proxy_settings(&self, job: JobId, settings: ProxySettings) -> Result<(), BitsError> {
+        self.manager.set_proxy_settings(job, settings)
     }
 
     fn pin_certificates(&self, job: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
@@ -629,6 +668,14 @@ mod tests {
             self.log(&format!("set_custom_headers {}", headers.lines().count()));
             Ok(())
         }
+        fn set_credentials(&self, _: JobId, c: Credentials) -> Result<(), BitsError> {
+            self.log(&format!("set_credentials {} {}", c.target(), c.scheme()));
+            Ok(())
+        }
+        fn set_proxy_settings(&self, _: JobId, s: ProxySettings) -> Result<(), BitsError> {
+            self.log(&format!("set_proxy_settings {}", s.usage().name()));
+            Ok(())
+        }
         fn pin_certificates(&self, _: JobId, pins: Vec<[u8; 32]>) -> Result<(), BitsError> {
             self.log(&format!("pin_certificates {}", pins.len()));
             Ok(())
@@ -735,6 +782,8 @@ mod tests {
             retry_delay: 10,
             no_progress_timeout: 300,
             security_flags: 0,
+            credentials: Vec::new(),
+            proxy: None,
             headers: Vec::new(),
             pins: Vec::new(),
             json: false,

@@ -55,8 +55,18 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
+    spawn_with_env(dir, args, &[])
+}
+
+/// As [`spawn_in`], with extra environment variables for the child only.
+fn spawn_with_env<I, S>(dir: Option<&Path>, args: I, envs: &[(&str, &str)]) -> Running
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_backhaul"));
+    command.envs(envs.iter().copied());
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
@@ -717,5 +727,75 @@ fn a_header_with_a_line_break_or_a_reserved_name_is_a_usage_error() {
         assert_eq!(run.code, Some(2), "{header:?}: {run:#?}");
         assert!(run.stderr.contains("header"), "{header:?}: {run:#?}");
     }
+    assert_empty(dir.path(), &Run::default());
+}
+
+fn protected_server(body: &[u8]) -> TestServer {
+    use backhaul_tests::server::AuthSpec;
+    TestServer::start(vec![Route {
+        path: "/file".into(),
+        behavior: AuthSpec::basic("alice", "wonder land").protect(backhaul_tests::Behavior::File(
+            FileSpec::new(body.to_vec().into()),
+        )),
+    }])
+}
+
+/// `transfer` with a variable holding the password in the child's environment.
+fn transfer_with_env(options: &[&str], var: (&str, &str), pairs: &[(&str, &Path)]) -> Run {
+    let mut args: Vec<OsString> = vec!["transfer".into()];
+    args.extend(options.iter().map(OsString::from));
+    for (url, dest) in pairs {
+        args.push(OsString::from(url));
+        args.push(dest.as_os_str().to_owned());
+    }
+    spawn_with_env(None, args, &[var]).finish()
+}
+
+#[test]
+fn server_credentials_from_an_environment_variable_open_a_protected_file() {
+    let body: Vec<u8> = deterministic_bytes(30_000, 12).to_vec();
+    let server = protected_server(&body);
+    let dir = tempfile::tempdir().unwrap();
+    for (runtime, password, code) in [("tokio", "wonder land", 0), ("blocking", "guess", 1)] {
+        let dest = dir.path().join(runtime);
+        let run = transfer_with_env(
+            &[
+                "--runtime",
+                runtime,
+                "--server-auth",
+                "basic:alice",
+                "--password-env",
+                "BH_TEST_PW",
+            ],
+            ("BH_TEST_PW", password),
+            &[(&server.url("/file"), &dest)],
+        );
+        assert_eq!(run.code, Some(code), "{runtime}: {run:#?}");
+        if code == 0 {
+            assert!(std::fs::read(&dest).unwrap() == body);
+        } else {
+            assert!(run.stderr.contains("0x80190191"), "{run:#?}");
+            assert!(
+                !run.stderr.contains("guess"),
+                "the password never shows: {run:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_password_is_never_read_from_the_command_line_and_its_absence_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = transfer(
+        &["--server-auth", "digest:alice"],
+        &[("http://127.0.0.1:9/x", &dir.path().join("x"))],
+    );
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("--password-env"), "{run:#?}");
+    let run = transfer(
+        &["--proxy-bypass", "*.lan"],
+        &[("http://127.0.0.1:9/x", &dir.path().join("x"))],
+    );
+    assert_eq!(run.code, Some(2), "{run:#?}");
     assert_empty(dir.path(), &Run::default());
 }

@@ -233,6 +233,15 @@ impl Manager {
         self.call(move |e| e.job_mut(job)?.make_custom_headers_write_only())?
     }
 
+    /// `SetProxySettings` (see [`backhaul_core::proxy::ProxySettings::new`] for BITS' rules).
+    pub fn set_proxy_settings(
+        &self,
+        job: JobId,
+        settings: backhaul_core::proxy::ProxySettings,
+    ) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_proxy_settings(settings))?
+    }
+
     /// `SetCredentials` (see [`backhaul_core::auth::Credentials::new`] for BITS' checks).
     pub fn set_credentials(
         &self,

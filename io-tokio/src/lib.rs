@@ -263,6 +263,16 @@ impl Manager {
             .await?
     }
 
+    /// `SetProxySettings` (see [`backhaul_core::proxy::ProxySettings::new`] for BITS' rules).
+    pub async fn set_proxy_settings(
+        &self,
+        job: JobId,
+        settings: backhaul_core::proxy::ProxySettings,
+    ) -> Result<(), BitsError> {
+        self.call(move |e| e.job_mut(job)?.set_proxy_settings(settings))
+            .await?
+    }
+
     /// `SetCredentials` (see [`backhaul_core::auth::Credentials::new`] for BITS' checks).
     pub async fn set_credentials(
         &self,
