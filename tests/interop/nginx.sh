@@ -41,10 +41,13 @@ openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreate
 
 head -c 33554432 /dev/urandom > "$D/www/big.bin"
 head -c 1000 /dev/urandom > "$D/www/sub/small.bin"
+mkdir -p "$D/www/private"
+head -c 300000 /dev/urandom > "$D/www/private/secret.bin"
+printf 'alice:%s\n' "$(openssl passwd -apr1 'wonder land')" > "$D/htpasswd"
 : > "$D/www/empty.bin"
 # nginx's workers run as an unprivileged user: the served tree must be world-readable.
-chmod 755 "$D" "$D/www" "$D/www/sub"
-chmod 644 "$D/www/big.bin" "$D/www/sub/small.bin" "$D/www/empty.bin"
+chmod 755 "$D" "$D/www" "$D/www/sub" "$D/www/private"
+chmod 644 "$D/www/big.bin" "$D/www/sub/small.bin" "$D/www/empty.bin" "$D/www/private/secret.bin" "$D/htpasswd"
 
 port_http=$((20000 + RANDOM % 20000))
 port_https=$((port_http + 1))
@@ -67,6 +70,7 @@ http {
     ssl_certificate_key $D/key.pem;
     root $D/www;
     location /moved { return 302 /sub/small.bin; }
+    location /private/ { auth_basic "backhaul"; auth_basic_user_file $D/htpasswd; }
     location /gone { return 410; }
   }
 }
@@ -104,6 +108,7 @@ for _ in $(seq 50); do
 done
 wait_port "$port_python"
 
+pin=$(openssl x509 -in "$D/cert.pem" -outform DER | sha256sum | cut -d' ' -f1)
 passed=0
 failed=0
 check() {
@@ -149,6 +154,18 @@ for rt in tokio blocking; do
     resumed_against_nginx "$rt" "${!port_cut_var}" "$out/resumed"
   check "$rt: HTTP/1.0 server (Python http.server), three files, identical" \
     bash -c "'$bin' transfer -q --runtime $rt http://127.0.0.1:$port_python/sub/small.bin '$out/p1' http://127.0.0.1:$port_python/big.bin '$out/p2' http://127.0.0.1:$port_python/empty.bin '$out/p3' && cmp '$D/www/sub/small.bin' '$out/p1' && cmp '$D/www/big.bin' '$out/p2' && cmp '$D/www/empty.bin' '$out/p3'"
+  check "$rt: auth_basic without credentials → 0x80190191, nothing written" \
+    bash -c "! '$bin' transfer --runtime $rt http://127.0.0.1:$port_http/private/secret.bin '$out/noauth' 2>'$out/noauth.err' && grep -q 0x80190191 '$out/noauth.err' && [ ! -e '$out/noauth' ]"
+  check "$rt: auth_basic with a wrong password → 0x80190191" \
+    bash -c "! BH_PW=guess '$bin' transfer --runtime $rt --server-auth basic:alice --password-env BH_PW http://127.0.0.1:$port_http/private/secret.bin '$out/wrongauth' 2>'$out/wrongauth.err' && grep -q 0x80190191 '$out/wrongauth.err'"
+  check "$rt: auth_basic with the right password (over HTTPS), identical" \
+    bash -c "BH_PW='wonder land' '$bin' transfer -q --runtime $rt --ca-file '$D/ca.pem' --server-auth basic:alice --password-env BH_PW https://localhost:$port_https/private/secret.bin '$out/auth' && cmp '$D/www/private/secret.bin' '$out/auth'"
+  check "$rt: pinned to nginx's certificate, identical" \
+    bash -c "'$bin' transfer -q --runtime $rt --ca-file '$D/ca.pem' --pin-sha256 $pin https://localhost:$port_https/sub/small.bin '$out/pinned' && cmp '$D/www/sub/small.bin' '$out/pinned'"
+  check "$rt: pinned to another certificate → TRUST_E_FAIL in the callback context, nothing written" \
+    bash -c "! '$bin' transfer --runtime $rt --ca-file '$D/ca.pem' --pin-sha256 $(printf 'ab%.0s' $(seq 32)) https://localhost:$port_https/sub/small.bin '$out/mispinned' 2>'$out/mispinned.err' && grep -q 0x800B010B '$out/mispinned.err' && grep -q CALLBACK '$out/mispinned.err' && [ ! -e '$out/mispinned' ]"
+  check "$rt: --redirect-policy disallow → 0x8007012E on nginx's 302" \
+    bash -c "! '$bin' transfer --runtime $rt --redirect-policy disallow http://127.0.0.1:$port_http/moved '$out/disallowed' 2>'$out/disallowed.err' && grep -q 0x8007012E '$out/disallowed.err'"
   check "$rt: no temp file left behind" \
     bash -c "[ -z \"\$(find '$out' -name '.*.backhaul')\" ]"
 done

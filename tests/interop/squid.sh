@@ -6,9 +6,10 @@
 #
 # First it proves the configuration with curl: without credentials 407, wrong password 407,
 # right password 200 with the file intact, both in absolute form (-x) and through a CONNECT
-# tunnel (-p). Then it runs the `backhaul` CLI through the proxy on both runtimes, once the CLI
-# has --proxy; until then it prints "SKIP: proxy support not wired". Prints "N passed, N
-# failed" and exits non-zero on any failure.
+# tunnel (-p). Then it runs the `backhaul` CLI through the proxy on both runtimes: without,
+# with wrong and with right proxy credentials, http in absolute form and https through a
+# CONNECT tunnel, and the environment under PRECONFIG. Prints "N passed, N failed" and exits
+# non-zero on any failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -138,13 +139,45 @@ check "squid: CONNECT with credentials → 200, file identical through the tunne
 check "squid: logged the authenticated user" \
   grep -q ' bob ' "$D/logs/access.log"
 
-if "$bin" transfer --help 2>/dev/null | grep -q -- '--proxy'; then
-  # The integrator adds the backhaul checks here (both runtimes): no credentials → ERROR
-  # 0x80190197; right credentials → file over http (absolute form) and https (CONNECT).
-  echo "SKIP: backhaul checks through squid are not written yet"
-else
-  echo "SKIP: proxy support not wired (the backhaul CLI has no --proxy yet)"
-fi
+# An HTTPS origin for the CONNECT checks: Python's server with a test CA made here.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=backhaul-squid-ca -keyout "$D/ca.key" -out "$D/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+  -keyout "$D/key.pem" -out "$D/leaf.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$D/leaf.ext"
+openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial -days 2 \
+  -extfile "$D/leaf.ext" -out "$D/cert.pem" 2>/dev/null
+port_tls=$(free_port)
+python3 - "$port_tls" "$D" <<'PY' >/dev/null 2>&1 &
+import functools, http.server, ssl, sys
+port, d = int(sys.argv[1]), sys.argv[2]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=d + "/www")
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/cert.pem", d + "/key.pem")
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+PY
+helper_pids+=($!)
+wait_port "$port_tls"
+secure="https://localhost:$port_tls/file.bin"
+export BH_PROXY_PW=proxypw BH_WRONG_PW=nope
+
+for rt in tokio blocking; do
+  out="$D/out/$rt"; mkdir -p "$out"
+  check "$rt: through squid without proxy credentials → 0x80190197, nothing written" \
+    bash -c "! '$bin' transfer --runtime $rt --proxy '$proxy' '$origin' '$out/none' 2>'$out/none.err' && grep -q 0x80190197 '$out/none.err' && [ ! -e '$out/none' ]"
+  check "$rt: through squid with a wrong proxy password → 0x80190197" \
+    bash -c "! '$bin' transfer --runtime $rt --proxy '$proxy' --proxy-auth basic:bob --proxy-password-env BH_WRONG_PW '$origin' '$out/wrong' 2>'$out/wrong.err' && grep -q 0x80190197 '$out/wrong.err' && ! grep -q nope '$out/wrong.err'"
+  check "$rt: http through squid (absolute form, Basic proxy auth), identical" \
+    bash -c "'$bin' transfer -q --runtime $rt --proxy '$proxy' --proxy-auth basic:bob --proxy-password-env BH_PROXY_PW '$origin' '$out/abs' && cmp '$D/www/file.bin' '$out/abs'"
+  check "$rt: https through a squid CONNECT tunnel, identical" \
+    bash -c "'$bin' transfer -q --runtime $rt --ca-file '$D/ca.pem' --proxy '$proxy' --proxy-auth basic:bob --proxy-password-env BH_PROXY_PW '$secure' '$out/tls' && cmp '$D/www/file.bin' '$out/tls'"
+  check "$rt: the environment (http_proxy) is followed under PRECONFIG" \
+    bash -c "http_proxy='$proxy' '$bin' transfer -q --runtime $rt --proxy-auth basic:bob --proxy-password-env BH_PROXY_PW '$origin' '$out/env' && cmp '$D/www/file.bin' '$out/env'"
+done
+check "squid: saw backhaul's CONNECT and absolute-form requests as bob" \
+  bash -c "grep -q 'CONNECT localhost:$port_tls bob' '$D/logs/access.log' && grep -q 'GET http://127.0.0.1:$port_origin/file.bin bob' '$D/logs/access.log'"
 
 echo "interop (squid): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
