@@ -41,6 +41,27 @@ pub(crate) enum Op {
         url: String,
         local: PathBuf,
     },
+    /// `/setcredentials` (`user` and `password` absent: implicit, NTLM/Negotiate).
+    SetCredentials {
+        job: String,
+        target: String,
+        scheme: String,
+        user: Option<String>,
+        password: Option<WirePassword>,
+    },
+    /// `/removecredentials`.
+    RemoveCredentials {
+        job: String,
+        target: String,
+        scheme: String,
+    },
+    /// `/setproxysettings`.
+    SetProxySettings {
+        job: String,
+        usage: String,
+        list: Option<String>,
+        bypass: Option<String>,
+    },
     /// `/setsecurityflags`.
     SetSecurityFlags { job: String, flags: u32 },
     /// `/setcustomheaders` (`None` clears).
@@ -82,6 +103,18 @@ pub(crate) enum Op {
     List { all_users: bool },
     /// `/takeownership`: the caller becomes the owner (administrators, or the owner).
     TakeOwnership { job: String },
+}
+
+/// A password on its way to the daemon: plain in the JSON (the socket is the user's own, or
+/// authenticated by the kernel), never in a Debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct WirePassword(pub(crate) String);
+
+impl std::fmt::Debug for WirePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// One reply: `{"v":1,"id":7,"ok":…}` or `{"v":1,"id":7,"error":{…}}`.

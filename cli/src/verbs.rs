@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::protocol::{Op, WireError};
+use crate::protocol::{Op, WireError, WirePassword};
 
 /// The verbs that talk to the daemon.
 #[derive(Debug, Subcommand)]
@@ -23,6 +23,31 @@ pub(crate) enum Verb {
         job: String,
         url: String,
         local: PathBuf,
+    },
+    /// Set credentials: TARGET server|proxy, SCHEME basic|digest|ntlm|negotiate|passport, USER
+    /// (`NULL` for the logged-on user, NTLM/Negotiate). The password comes from
+    /// --password-env or a prompt on a terminal, never from the command line.
+    Setcredentials {
+        job: String,
+        target: String,
+        scheme: String,
+        user: String,
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
+    /// Remove the credentials of one target and scheme.
+    Removecredentials {
+        job: String,
+        target: String,
+        scheme: String,
+    },
+    /// Set the proxy usage: preconfig|no_proxy|override|autodetect, with a proxy list and a
+    /// bypass list for override.
+    Setproxysettings {
+        job: String,
+        usage: String,
+        list: Option<String>,
+        bypass: Option<String>,
     },
     /// Set BITS' security flags (a number, or names: crl, ignore-cn, ignore-date,
     /// ignore-unknown-ca, ignore-wrong-usage).
@@ -149,6 +174,67 @@ fn execute(client: &mut Client, verb: Verb) -> Result<(), WireError> {
             println!("job {} {word}", reply["job"].as_str().unwrap_or_default());
             return Ok(());
         }
+        Verb::Setcredentials {
+            job,
+            target,
+            scheme,
+            user,
+            password_env,
+        } => {
+            let implicit = user.eq_ignore_ascii_case("NULL");
+            let password = if implicit {
+                None
+            } else {
+                Some(WirePassword(read_password(
+                    &target,
+                    &user,
+                    password_env.as_deref(),
+                )?))
+            };
+            let op = Op::SetCredentials {
+                job,
+                target,
+                scheme,
+                user: (!implicit).then_some(user),
+                password,
+            };
+            (op, "credentials set")
+        }
+        Verb::Removecredentials {
+            job,
+            target,
+            scheme,
+        } => {
+            let reply = client.request(Op::RemoveCredentials {
+                job,
+                target,
+                scheme,
+            })?;
+            let what = if reply["hresult"] == "0x00000000" {
+                "removed"
+            } else {
+                "none were set (S_FALSE)"
+            };
+            println!(
+                "job {}: credentials {what}",
+                reply["job"].as_str().unwrap_or_default()
+            );
+            return Ok(());
+        }
+        Verb::Setproxysettings {
+            job,
+            usage,
+            list,
+            bypass,
+        } => {
+            let op = Op::SetProxySettings {
+                job,
+                usage,
+                list,
+                bypass,
+            };
+            (op, "proxy settings set")
+        }
         Verb::Addfile { job, url, local } => (Op::AddFile { job, url, local }, "file added"),
         Verb::Setsecurityflags { job, flags } => {
             (Op::SetSecurityFlags { job, flags }, "security flags set")
@@ -203,6 +289,21 @@ fn execute(client: &mut Client, verb: Verb) -> Result<(), WireError> {
     let reply = client.request(op)?;
     println!("job {}: {done}", reply["job"].as_str().unwrap_or_default());
     Ok(())
+}
+
+/// The password for `setcredentials`: from the named variable, or asked on the terminal.
+fn read_password(target: &str, user: &str, env: Option<&str>) -> Result<String, WireError> {
+    let refuse = |why: String| WireError::new(backhaul_core::codes::E_INVALIDARG, why);
+    if let Some(var) = env {
+        return std::env::var(var).map_err(|_| refuse(format!("{var} is not set")));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(refuse(format!(
+            "no password for {user}: pass --password-env VAR, or run on a terminal to be asked"
+        )));
+    }
+    rpassword::prompt_password(format!("{target} password for {user}: "))
+        .map_err(|e| refuse(format!("cannot read the password: {e}")))
 }
 
 fn monitor(

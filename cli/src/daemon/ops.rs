@@ -7,6 +7,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials, Secret};
+use backhaul_core::proxy::{ProxySettings, ProxyUsage};
 use backhaul_core::{codes, BitsError, Caller, Engine, JobId, JobPriority, JobType};
 use backhaul_tokio::Manager;
 use serde_json::{json, Value};
@@ -105,6 +107,30 @@ fn setter(op: Op) -> (String, Setter) {
     }
     match op {
         Op::SetSecurityFlags { job, flags } => set!(job, |j, _c| j.set_security_flags(flags)),
+        Op::SetCredentials {
+            job,
+            target,
+            scheme,
+            user,
+            password,
+        } => set!(job, |j, _c| {
+            let credentials = Credentials::new(
+                target.parse::<AuthTarget>()?,
+                scheme.parse::<AuthScheme>()?,
+                user,
+                password.map(|p| Secret::new(p.0)),
+            )?;
+            j.set_credentials(credentials)
+        }),
+        Op::SetProxySettings {
+            job,
+            usage,
+            list,
+            bypass,
+        } => set!(job, |j, _c| {
+            let usage = usage.parse::<ProxyUsage>()?;
+            j.set_proxy_settings(ProxySettings::new(usage, list, bypass)?)
+        }),
         Op::SetCustomHeaders { job, headers } => {
             set!(job, |j, _c| j.set_custom_headers(headers.as_deref()))
         }
@@ -140,6 +166,7 @@ fn setter(op: Op) -> (String, Setter) {
         | Op::AddFile { .. }
         | Op::Info { .. }
         | Op::List { .. }
+        | Op::RemoveCredentials { .. }
         | Op::Complete { .. } => unreachable!("handled before"),
     }
 }
