@@ -39,6 +39,9 @@ pub struct Config {
     pub max_idle_connections_per_origin: usize,
     /// Trust anchors for HTTPS: the system store plus extra CA files, loaded by the driver.
     pub trust_anchors: Vec<CertificateDer<'static>>,
+    /// CRLs (DER) for `BG_SSL_ENABLE_CRL_CHECK`, loaded by the driver from files: used while
+    /// current, before anything is fetched from a certificate's distribution points.
+    pub crl_files: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             max_redirects: 10,
             max_idle_connections_per_origin: 4,
             trust_anchors: Vec::new(),
+            crl_files: Vec::new(),
         }
     }
 }

@@ -22,12 +22,20 @@ use super::Engine;
 /// An idle keep-alive connection is closed after this long.
 const IDLE_CONNECTION_TIMEOUT_MS: u64 = 30_000;
 
-/// Scheme, host and port: connections are pooled and reused per origin.
+/// The `BG_SSL_*` bits (CRL check and the four ignore flags): they decide what a TLS
+/// connection was accepted under.
+const CERT_POLICY_BITS: u32 = 0x001F;
+
+/// Scheme, host and port, and the certificate policy a TLS connection was verified under:
+/// connections are pooled and reused per origin, so a connection accepted by a job that ignores
+/// a certificate problem is never handed to a job that does not.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Origin {
     pub(super) https: bool,
     pub(super) host: String,
     pub(super) port: u16,
+    /// `SecurityFlags` bits in `CERT_POLICY_BITS` for HTTPS; 0 for plain HTTP.
+    pub(super) cert_policy: u32,
 }
 
 /// A connection the engine asked for.
@@ -49,10 +57,14 @@ pub(crate) enum ConnUser {
 
 impl Engine {
     pub(super) fn connect_or_reuse(&mut self, id: JobId) {
-        let Some(fetch) = self.fetch_mut(id) else {
+        let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        let origin = match origin_of(&fetch.url) {
+        let cert_policy = job.rec.security_flags.bits() & CERT_POLICY_BITS;
+        let Some(fetch) = job.fetch.as_mut() else {
+            return;
+        };
+        let origin = match origin_of(&fetch.url, cert_policy) {
             Some(origin) => origin,
             None => {
                 let why = format!("{} has no usable host", fetch.url);
@@ -64,10 +76,13 @@ impl Engine {
                 );
             }
         };
+        // A job checking revocation checks it on every file's connection (BITS: "before each
+        // file starts"), so it never takes an idle HTTPS connection checked earlier.
+        let reuse = !(origin.https && self.revocation_checked(id));
         let idle = self
             .conns
             .iter()
-            .find(|(_, c)| c.user == ConnUser::Idle && c.origin == origin)
+            .find(|(_, c)| reuse && c.user == ConnUser::Idle && c.origin == origin)
             .map(|(id, _)| *id);
         let now = self.now;
         if let Some(conn) = idle {
@@ -111,16 +126,20 @@ impl Engine {
         };
         if c.origin.https {
             let host = c.origin.host.clone();
-            if let Err(e) = tls::verify_server_chain(&self.trust, &chain, &host, self.now) {
+            let flags = self.jobs.get(&id).map(|j| j.rec.security_flags);
+            let flags = flags.unwrap_or_default();
+            let policy = tls::CertPolicy::from_flags(flags);
+            if let Err(e) = tls::verify_server_chain(&self.trust, &chain, &host, self.now, &policy)
+            {
                 // Nothing has been sent: the connection is closed before one request byte.
-                let error =
-                    JobError::new(ErrorContext::GeneralTransport, e.kind.code(), e.to_string());
-                return self.fail(id, error, Severity::Fatal, None);
+                return self.fail_certificate(id, &e);
+            }
+            if flags.crl_check() {
+                // Revocation waits for CRLs (engine/revocation.rs); nothing is sent meanwhile.
+                return self.check_revocation(id, conn, chain);
             }
         }
-        let c = self.conns.get_mut(&conn).expect("checked above");
-        c.user = ConnUser::Busy(id);
-        self.send_request(id, conn);
+        self.certificate_checked(id, conn, chain);
     }
 
     pub(super) fn send_request(&mut self, id: JobId, conn: ConnId) {
@@ -389,16 +408,18 @@ fn connect_error(error: &IoFailure) -> JobError {
 
 /// The origin a URL's requests go to, with the host as the driver resolves it (IPv6 without
 /// brackets).
-fn origin_of(url: &Url) -> Option<Origin> {
+fn origin_of(url: &Url, cert_policy: u32) -> Option<Origin> {
     let host = match url.host()? {
         url::Host::Domain(d) => d.to_string(),
         url::Host::Ipv4(a) => a.to_string(),
         url::Host::Ipv6(a) => a.to_string(),
     };
+    let https = url.scheme() == "https";
     Some(Origin {
-        https: url.scheme() == "https",
+        https,
         host,
         port: url.port_or_known_default()?,
+        cert_policy: if https { cert_policy } else { 0 },
     })
 }
 

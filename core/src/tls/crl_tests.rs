@@ -1,0 +1,1 @@
+//! Scenarios for revocation checking, on CRLs minted with rcgen.
