@@ -11,16 +11,16 @@ use super::*;
 use crate::job::SecurityFlags;
 
 /// A time inside every fixture's validity period (2025-01-01 .. 2026-01-01).
-fn inside() -> Timestamp {
+pub(super) fn inside() -> Timestamp {
     ymd(2025, 6, 1)
 }
 
-fn ymd(year: i32, month: u8, day: u8) -> Timestamp {
+pub(super) fn ymd(year: i32, month: u8, day: u8) -> Timestamp {
     let secs = date_time_ymd(year, month, day).unix_timestamp();
     Timestamp::from_secs(u64::try_from(secs).expect("fixture dates are after 1970"))
 }
 
-fn ca_params(name: &str) -> CertificateParams {
+pub(super) fn ca_params(name: &str) -> CertificateParams {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names");
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -30,12 +30,12 @@ fn ca_params(name: &str) -> CertificateParams {
     params
 }
 
-fn root(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+pub(super) fn root(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(ca_params(name), KeyPair::generate().expect("key"))
         .expect("self-signed CA")
 }
 
-fn intermediate(
+pub(super) fn intermediate(
     name: &str,
     issuer: &Issuer<'_, impl SigningKey>,
 ) -> CertifiedIssuer<'static, KeyPair> {
@@ -45,7 +45,7 @@ fn intermediate(
 
 /// Leaf parameters: SAN DNS "localhost", IP 127.0.0.1 and ::1, serverAuth, CA:FALSE, valid
 /// 2025-01-01 .. 2026-01-01.
-fn leaf_params() -> CertificateParams {
+pub(super) fn leaf_params() -> CertificateParams {
     let names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -62,7 +62,7 @@ fn leaf_params() -> CertificateParams {
     params
 }
 
-fn sign(
+pub(super) fn sign(
     params: &CertificateParams,
     issuer: &Issuer<'_, impl SigningKey>,
 ) -> CertificateDer<'static> {
@@ -70,7 +70,7 @@ fn sign(
     params.signed_by(&key, issuer).expect("leaf").der().clone()
 }
 
-fn store_of(certs: &[&CertificateDer<'static>]) -> TrustStore {
+pub(super) fn store_of(certs: &[&CertificateDer<'static>]) -> TrustStore {
     let owned: Vec<CertificateDer<'static>> = certs.iter().map(|c| (*c).clone()).collect();
     let (store, skipped) = TrustStore::new(&owned);
     assert!(
@@ -90,7 +90,7 @@ fn verify(
     verify_server_chain(store, chain, name, now, &CertPolicy::default())
 }
 
-fn problem(result: Result<(), CertificateError>) -> CertificateProblem {
+pub(super) fn problem(result: Result<(), CertificateError>) -> CertificateProblem {
     match result {
         Ok(()) => panic!("expected the chain to be refused"),
         Err(err) => err.kind,
@@ -387,8 +387,7 @@ fn each_problem_maps_to_its_winhttp_hresult() {
 
 #[test]
 fn webpki_findings_classify_to_their_problems() {
-    // Revocation findings cannot be produced yet (no CRLs until BG_SSL_ENABLE_CRL_CHECK is
-    // layered on), so their mapping is checked directly.
+    // Findings the fixtures do not provoke (crl_tests.rs provokes the revocation ones).
     assert_eq!(
         classify(&webpki::Error::CertRevoked),
         CertificateProblem::Revoked
