@@ -25,7 +25,7 @@ use bytes::Bytes;
 use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
-use crate::tls::load_trust_anchors;
+use crate::tls::{load_crl_files, load_trust_anchors};
 
 /// What differs between drivers: connections and how events reach the application.
 pub trait Io {
@@ -45,6 +45,10 @@ pub trait Io {
     fn close(&mut self, conn: ConnId);
     /// Hand an event to the application's subscribers.
     fn publish(&mut self, event: JobEvent);
+    /// `Action::FetchCrl`: fetch the CRL away from the engine (with
+    /// [`crl_fetch::fetch`](crate::crl_fetch::fetch)) and feed `Input::CrlFetched` with the
+    /// same `url` like any connection's input. Must not block the engine.
+    fn fetch_crl(&mut self, url: String);
 }
 
 /// Told the job's state once it is settled (see [`JobState::is_settled`]).
@@ -75,11 +79,13 @@ impl Host {
             mut core,
             ca_files,
             use_system_roots,
+            crl_files,
             store,
             owner,
         } = config;
         core.trust_anchors
             .extend(load_trust_anchors(&ca_files, use_system_roots)?);
+        core.crl_files.extend(load_crl_files(&crl_files)?);
         let engine = Engine::new(core, clock::now());
         for (index, reason) in engine.rejected_anchors() {
             tracing::warn!("trust anchor #{index} skipped by the engine: {reason}");
@@ -299,6 +305,10 @@ impl Host {
             }
             Action::Persist { job } => {
                 self.persist(job);
+                None
+            }
+            Action::FetchCrl { url } => {
+                io.fetch_crl(url);
                 None
             }
             Action::Forget { job } => {

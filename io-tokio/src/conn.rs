@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use backhaul_core::{ConnId, Input, IoFailure, JobEvent};
+use backhaul_core::{ConnId, Input, IoFailure, IoFailureKind, JobEvent};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, make_room, tls, Io};
+use backhaul_io::{clock, crl_fetch, make_room, tls, Io};
 use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -85,6 +85,24 @@ impl Io for TokioIo {
 
     fn publish(&mut self, event: JobEvent) {
         let _ = self.events.send(event); // no subscriber is fine
+    }
+
+    fn fetch_crl(&mut self, url: String) {
+        // The fetch is blocking std I/O (up to 30 s): the blocking pool, not a runtime worker.
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let fetch_url = url.clone();
+            let result = tokio::task::spawn_blocking(move || crl_fetch::fetch(&fetch_url))
+                .await
+                .unwrap_or_else(|err| {
+                    Err(IoFailure::new(
+                        IoFailureKind::Other,
+                        format!("the CRL fetch stopped: {err}"),
+                    ))
+                });
+            let now = clock::now();
+            let _ = inputs.send(Input::CrlFetched { now, url, result }).await;
+        });
     }
 }
 
