@@ -95,6 +95,8 @@ pub trait Driver: Sized {
     fn set_minimum_retry_delay(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
     /// `Manager::set_no_progress_timeout`, seconds.
     fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
+    /// `SetSecurityFlags` (through `Manager::call`).
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError>;
     /// `Manager::info`.
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError>;
     /// `Manager::wait`, given up after `limit` (`None`).
@@ -360,6 +362,9 @@ macro_rules! conformance_suite {
                 two_files_in_one_job_transfer_in_order,
                 https_with_untrusted_certificate_fails_with_invalid_ca,
                 chunked_response_downloads_completely,
+                crl_check_downloads_when_the_certificate_is_not_revoked,
+                crl_check_fails_a_revoked_certificate_with_0x80072f8a,
+                crl_check_fails_closed_when_the_crl_is_unreachable_with_0x80072f19,
             );
         }
     };

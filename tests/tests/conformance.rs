@@ -103,6 +103,13 @@ impl Driver for TokioDriver {
         self.on(self.manager().set_no_progress_timeout(job, secs))
     }
 
+    fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+        let call = self
+            .manager()
+            .call(move |e| e.job_mut(job)?.set_security_flags(flags));
+        self.on(call)?
+    }
+
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
         self.on(self.manager().info(job))
     }
@@ -225,6 +232,11 @@ mod blocking {
 
         fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError> {
             self.manager().set_no_progress_timeout(job, secs)
+        }
+
+        fn set_security_flags(&self, job: JobId, flags: u32) -> Result<(), BitsError> {
+            self.manager()
+                .call(move |e| e.job_mut(job)?.set_security_flags(flags))?
         }
 
         fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
