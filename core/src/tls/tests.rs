@@ -567,14 +567,16 @@ fn two_problems_need_both_flags() {
     let client = vec![sign(&client_only, &ca)];
     use CertificateProblem as P;
     use SecurityFlags as F;
-    let pairs: [(
-        &str,
-        &[CertificateDer<'static>],
-        &str,
+    /// What, chain, host, time, and the two (problem, flag) pairs.
+    type Pair<'c> = (
+        &'static str,
+        &'c [CertificateDer<'static>],
+        &'static str,
         Timestamp,
         (P, u32),
         (P, u32),
-    ); 5] = [
+    );
+    let pairs: [Pair<'_>; 5] = [
         (
             "expired + wrong host",
             &[sign(&leaf_params(), &ca)],
