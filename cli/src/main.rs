@@ -104,6 +104,11 @@ struct TransferArgs {
     #[arg(long = "ca-file", value_name = "PEM")]
     ca_files: Vec<PathBuf>,
 
+    /// Use the CRLs in this file (PEM or DER) when revocation is checked, before fetching
+    /// any from the certificates' distribution points (repeatable).
+    #[arg(long = "crl-file", value_name = "PATH")]
+    crl_files: Vec<PathBuf>,
+
     /// Seconds to wait before retrying after a transient error (BITS' default is 600; the
     /// engine uses at least 5).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -241,6 +246,7 @@ impl TransferArgs {
             display_name: self.display_name,
             priority: self.priority,
             ca_files: self.ca_files,
+            crl_files: self.crl_files,
             retry_delay: self.retry_delay,
             no_progress_timeout: self.no_progress_timeout,
             json: self.json,
@@ -380,7 +386,7 @@ mod tests {
         assert_eq!(r.retry_delay, 10);
         assert_eq!(r.no_progress_timeout, 300);
         assert_eq!(r.display_name, "backhaul transfer");
-        assert!(!r.json && !r.quiet && r.ca_files.is_empty());
+        assert!(!r.json && !r.quiet && r.ca_files.is_empty() && r.crl_files.is_empty());
         assert_eq!(
             r.pairs,
             [("http://h/a".to_string(), PathBuf::from("/tmp/a"))]
@@ -398,6 +404,10 @@ mod tests {
             "a.pem",
             "--ca-file",
             "b.pem",
+            "--crl-file",
+            "a.crl",
+            "--crl-file",
+            "b.crl",
             "--retry-delay",
             "7",
             "--no-progress-timeout",
@@ -415,6 +425,10 @@ mod tests {
         assert_eq!(r.runtime, Runtime::Blocking);
         assert_eq!(r.priority, JobPriority::Low);
         assert_eq!(r.ca_files, [PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(
+            r.crl_files,
+            [PathBuf::from("a.crl"), PathBuf::from("b.crl")]
+        );
         assert_eq!((r.retry_delay, r.no_progress_timeout), (7, 0));
         assert_eq!(r.display_name, "nightly");
         assert!(r.json && r.quiet);

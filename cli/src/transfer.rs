@@ -46,6 +46,8 @@ pub(crate) struct Request {
     pub(crate) priority: JobPriority,
     /// Extra CA certificates (PEM) trusted for HTTPS.
     pub(crate) ca_files: Vec<PathBuf>,
+    /// CRL files (PEM or DER) for revocation checks.
+    pub(crate) crl_files: Vec<PathBuf>,
     /// `SetMinimumRetryDelay`, seconds.
     pub(crate) retry_delay: u32,
     /// `SetNoProgressTimeout`, seconds.
@@ -78,7 +80,7 @@ pub(crate) fn run(request: &Request, interrupted: &AtomicBool) -> Outcome {
 }
 
 fn start_and_drive<B: Backend>(request: &Request, interrupted: &AtomicBool) -> Outcome {
-    match B::start(&request.ca_files) {
+    match B::start(&request.ca_files, &request.crl_files) {
         Ok(backend) => {
             let outcome = drive(&backend, request, interrupted);
             backend.shutdown();
@@ -94,8 +96,8 @@ fn start_and_drive<B: Backend>(request: &Request, interrupted: &AtomicBool) -> O
 
 /// A driver's `Manager`, seen through blocking calls: all the transfer flow needs.
 pub(crate) trait Backend: Sized {
-    /// Start the driver, trusting `ca_files` besides the system roots.
-    fn start(ca_files: &[PathBuf]) -> Result<Self, Failure>;
+    /// Start the driver, trusting `ca_files` besides the system roots, with `crl_files`.
+    fn start(ca_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, Failure>;
     /// `CreateJob`.
     fn create_job(&self, display_name: &str) -> Result<JobId, BitsError>;
     /// `AddFile`.
@@ -372,7 +374,7 @@ pub(crate) struct TokioBackend {
 }
 
 impl Backend for TokioBackend {
-    fn start(ca_files: &[PathBuf]) -> Result<Self, Failure> {
+    fn start(ca_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, Failure> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("backhaul-tokio")
@@ -382,13 +384,15 @@ impl Backend for TokioBackend {
             })?;
         let mut config = backhaul_tokio::DriverConfig::new();
         config.ca_files = ca_files.to_vec();
+        config.crl_files = crl_files.to_vec();
         let manager = {
             let _inside = runtime.enter();
             backhaul_tokio::Manager::new(config)
         };
         let manager = manager.map_err(|e| {
             let kind = match e {
-                backhaul_tokio::DriverError::CaFile { .. } => FailureKind::Usage,
+                backhaul_tokio::DriverError::CaFile { .. }
+                | backhaul_tokio::DriverError::CrlFile { .. } => FailureKind::Usage,
                 _ => FailureKind::Transfer,
             };
             Failure::plain(kind, e.to_string())
@@ -490,12 +494,14 @@ pub(crate) struct BlockingBackend {
 }
 
 impl Backend for BlockingBackend {
-    fn start(ca_files: &[PathBuf]) -> Result<Self, Failure> {
+    fn start(ca_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, Failure> {
         let mut config = backhaul_blocking::DriverConfig::new();
         config.ca_files = ca_files.to_vec();
+        config.crl_files = crl_files.to_vec();
         let manager = backhaul_blocking::Manager::new(config).map_err(|e| {
             let kind = match e {
-                backhaul_blocking::DriverError::CaFile { .. } => FailureKind::Usage,
+                backhaul_blocking::DriverError::CaFile { .. }
+                | backhaul_blocking::DriverError::CrlFile { .. } => FailureKind::Usage,
                 _ => FailureKind::Transfer,
             };
             Failure::plain(kind, e.to_string())
@@ -630,7 +636,7 @@ mod tests {
     }
 
     impl Backend for Fake {
-        fn start(_: &[PathBuf]) -> Result<Self, Failure> {
+        fn start(_: &[PathBuf], _: &[PathBuf]) -> Result<Self, Failure> {
             unreachable!("tests build the fake themselves")
         }
         fn create_job(&self, _: &str) -> Result<JobId, BitsError> {
@@ -779,6 +785,7 @@ mod tests {
             display_name: "t".into(),
             priority: JobPriority::Foreground,
             ca_files: Vec::new(),
+            crl_files: Vec::new(),
             retry_delay: 10,
             no_progress_timeout: 300,
             security_flags: 0,

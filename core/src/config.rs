@@ -44,6 +44,9 @@ pub struct Config {
     /// The proxy environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, either
     /// case) that PRECONFIG jobs follow. Core reads no environment: the driver fills this in.
     pub proxy_environment: ProxyEnvironment,
+    /// CRLs (DER) for `BG_SSL_ENABLE_CRL_CHECK`, loaded by the driver from files: used while
+    /// current, before anything is fetched from a certificate's distribution points.
+    pub crl_files: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             max_idle_connections_per_origin: 4,
             trust_anchors: Vec::new(),
             proxy_environment: ProxyEnvironment::default(),
+            crl_files: Vec::new(),
         }
     }
 }

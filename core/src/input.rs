@@ -128,6 +128,16 @@ pub enum Input {
         /// The file.
         file: FileIndex,
     },
+    /// [`Action::FetchCrl`](crate::Action::FetchCrl) finished: the body of a `200` response
+    /// (the CRL, DER), or why there is none (unreachable, another status, too large, …).
+    CrlFetched {
+        /// Current wall time.
+        now: Timestamp,
+        /// The URL, exactly as the action gave it.
+        url: String,
+        /// The body, or what failed.
+        result: Result<Bytes, IoFailure>,
+    },
 }
 
 impl Input {
@@ -145,7 +155,8 @@ impl Input {
             | Input::ConnectionFailed { now, .. }
             | Input::TempOpened { now, .. }
             | Input::FileFailed { now, .. }
-            | Input::FileCommitted { now, .. } => *now,
+            | Input::FileCommitted { now, .. }
+            | Input::CrlFetched { now, .. } => *now,
         }
     }
 
@@ -164,7 +175,8 @@ impl Input {
             | Input::ConnectionFailed { now, .. }
             | Input::TempOpened { now, .. }
             | Input::FileFailed { now, .. }
-            | Input::FileCommitted { now, .. } => *now = at,
+            | Input::FileCommitted { now, .. }
+            | Input::CrlFetched { now, .. } => *now = at,
         }
         self
     }

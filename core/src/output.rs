@@ -169,6 +169,13 @@ pub enum Action {
         /// The job.
         job: JobId,
     },
+    /// Fetch a CRL (`BG_SSL_ENABLE_CRL_CHECK`) with a plain HTTP GET, away from the engine's
+    /// thread, and report [`Input::CrlFetched`](crate::Input::CrlFetched) with the same `url`.
+    /// Connections waiting for it send nothing meanwhile; other jobs carry on.
+    FetchCrl {
+        /// An `http://` URL from a certificate's CRL distribution points.
+        url: String,
+    },
 }
 
 /// A notification for the application.

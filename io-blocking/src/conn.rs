@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, tls, CertificateRequest, Io, OffThread, ReadBuffer};
+use backhaul_io::{clock, crl_fetch, tls, CertificateRequest, Io, OffThread, ReadBuffer};
 use bytes::Bytes;
 use rustls::{ClientConfig, ClientConnection};
 
@@ -169,6 +169,24 @@ impl Io for ThreadIo {
             });
         if let Err(err) = spawned {
             tracing::error!("cannot start a thread for the certificate callback: {err}");
+        }
+    }
+
+    fn fetch_crl(&mut self, url: String) {
+        // A thread of its own, like a connection: the fetch may take up to 30 s.
+        let inputs = self.inputs.clone();
+        let report = move |url: String, result| {
+            let now = clock::now();
+            let _ = inputs.send(Msg::Input(Input::CrlFetched { now, url, result }));
+        };
+        let thread_url = url.clone();
+        let thread_report = report.clone();
+        let started = std::thread::Builder::new()
+            .name("backhaul-crl".to_string())
+            .spawn(move || thread_report(thread_url.clone(), crl_fetch::fetch(&thread_url)));
+        if let Err(err) = started {
+            let why = format!("cannot start a CRL fetch thread: {err}");
+            report(url, Err(IoFailure::new(IoFailureKind::Other, why)));
         }
     }
 }

@@ -16,6 +16,9 @@ pub struct DriverConfig {
     pub ca_files: Vec<PathBuf>,
     /// Trust the operating system's root certificates (default true).
     pub use_system_roots: bool,
+    /// CRL files (PEM or DER) for `BG_SSL_ENABLE_CRL_CHECK`, read at startup into the
+    /// engine's `crl_files`.
+    pub crl_files: Vec<PathBuf>,
     /// Where jobs are persisted; `None` keeps them in memory ([`backhaul_store::MemoryStore`]).
     pub store: Option<Box<dyn JobStore>>,
     /// The owner of the jobs this driver creates (default: [`default_owner`]).
@@ -30,6 +33,7 @@ impl DriverConfig {
             core: Config::new(os_seed()),
             ca_files: Vec::new(),
             use_system_roots: true,
+            crl_files: Vec::new(),
             store: None,
             owner: default_owner(),
         }
@@ -48,6 +52,7 @@ impl fmt::Debug for DriverConfig {
             .field("core", &self.core)
             .field("ca_files", &self.ca_files)
             .field("use_system_roots", &self.use_system_roots)
+            .field("crl_files", &self.crl_files)
             .field("store", &self.store.as_ref().map(|_| "custom"))
             .field("owner", &self.owner)
             .finish()
@@ -61,6 +66,14 @@ pub enum DriverError {
     /// A CA file is missing, unreadable, or holds no usable certificate.
     #[error("CA file {}: {reason}", path.display())]
     CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A CRL file is missing, unreadable, or holds something that is not a usable CRL.
+    #[error("CRL file {}: {reason}", path.display())]
+    CrlFile {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.

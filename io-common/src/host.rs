@@ -27,7 +27,7 @@ use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
 use crate::program::run_program;
-use crate::tls::load_trust_anchors;
+use crate::tls::{load_crl_files, load_trust_anchors};
 use crate::validation::CertificateRequest;
 
 /// What differs between drivers: connections and how events reach the application.
@@ -61,6 +61,10 @@ pub trait Io {
     /// Run blocking work (a notification program) off the engine's thread or task and feed
     /// the input it returns.
     fn run_off_thread(&mut self, work: OffThread);
+    /// `Action::FetchCrl`: fetch the CRL away from the engine (with
+    /// [`crl_fetch::fetch`](crate::crl_fetch::fetch)) and feed `Input::CrlFetched` with the
+    /// same `url` like any connection's input. Must not block the engine.
+    fn fetch_crl(&mut self, url: String);
 }
 
 /// Blocking work whose result is an input for the engine.
@@ -94,6 +98,7 @@ impl Host {
             mut core,
             ca_files,
             use_system_roots,
+            crl_files,
             store,
             owner,
         } = config;
@@ -102,6 +107,7 @@ impl Host {
         if core.proxy_environment.is_empty() {
             core.proxy_environment = proxy_environment();
         }
+        core.crl_files.extend(load_crl_files(&crl_files)?);
         let engine = Engine::new(core, clock::now());
         for (index, reason) in engine.rejected_anchors() {
             tracing::warn!("trust anchor #{index} skipped by the engine: {reason}");
@@ -332,6 +338,10 @@ impl Host {
             }
             Action::Persist { job } => {
                 self.persist(job);
+                None
+            }
+            Action::FetchCrl { url } => {
+                io.fetch_crl(url);
                 None
             }
             Action::Forget { job } => {

@@ -11,11 +11,13 @@
 //!   verifier decides nothing (core validates the chain).
 //! - [`failure`]: `io::Error` → [`IoFailure`](backhaul_core::IoFailure).
 //! - [`clock`]: wall time for the engine.
+//! - [`crl_fetch`]: the blocking HTTP GET behind `Action::FetchCrl`.
 #![forbid(unsafe_code)]
 
 mod buffer;
 pub mod clock;
 mod config;
+pub mod crl_fetch;
 pub mod failure;
 mod files;
 mod host;

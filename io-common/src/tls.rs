@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use backhaul_core::tls::Crl;
 use backhaul_core::IoFailure;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -20,7 +21,7 @@ use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use crate::config::DriverError;
 use crate::failure::tls_failure;
@@ -154,6 +155,44 @@ fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, DriverError
     Ok(certs)
 }
 
+/// The CRLs in each file (`--crl-file`): PEM (`-----BEGIN X509 CRL-----`, one or more) or a
+/// single DER CRL, each one parsed by core as it will be used. A file that cannot be read, or
+/// holds anything core cannot use, is a [`DriverError::CrlFile`] naming it.
+pub fn load_crl_files(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, DriverError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        crls.extend(load_crl_file(path)?);
+    }
+    Ok(crls)
+}
+
+fn load_crl_file(path: &Path) -> Result<Vec<Vec<u8>>, DriverError> {
+    let refuse = |reason: String| DriverError::CrlFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|err| refuse(err.to_string()))?;
+    let ders: Vec<Vec<u8>> = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .map(|crl| crl.map(|der| der.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|err| refuse(pem_reason(err)))?
+    } else {
+        vec![bytes]
+    };
+    if ders.is_empty() {
+        return Err(refuse(
+            "holds no PEM CRL (-----BEGIN X509 CRL-----)".to_string(),
+        ));
+    }
+    for (n, der) in ders.iter().enumerate() {
+        if let Err(err) = Crl::from_der(der) {
+            return Err(refuse(format!("CRL #{}: {err}", n + 1)));
+        }
+    }
+    Ok(ders)
+}
+
 fn pem_reason(err: rustls_pki_types::pem::Error) -> String {
     match err {
         rustls_pki_types::pem::Error::Io(err) => err.to_string(),
@@ -163,4 +202,58 @@ fn pem_reason(err: rustls_pki_types::pem::Error) -> String {
 
 fn is_trust_anchor(cert: &CertificateDer<'static>) -> bool {
     RootCertStore::empty().add(cert.clone()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CRL of a fresh CA, as PEM.
+    fn crl_pem() -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+                .expect("CA");
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2025, 1, 1),
+            next_update: rcgen::date_time_ymd(2026, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        crl.signed_by(&ca).expect("CRL").pem().expect("PEM")
+    }
+
+    #[test]
+    fn crl_files_load_as_der_or_pem() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pem = crl_pem();
+        let der = CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+            .expect("PEM")
+            .to_vec();
+        let der_path = dir.path().join("ca.crl");
+        std::fs::write(&der_path, &der).expect("write");
+        let pem_path = dir.path().join("ca.pem");
+        std::fs::write(&pem_path, pem).expect("write");
+        let loaded = load_crl_files(&[der_path, pem_path]).expect("both load");
+        assert_eq!(loaded, vec![der.clone(), der]);
+    }
+
+    #[test]
+    fn a_bad_crl_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bad = dir.path().join("bad.crl");
+        std::fs::write(&bad, b"garbage").expect("write");
+        let missing = dir.path().join("missing.crl");
+        for path in [bad, missing] {
+            let err = load_crl_files(std::slice::from_ref(&path)).unwrap_err();
+            assert!(matches!(err, DriverError::CrlFile { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{err}"
+            );
+        }
+    }
 }

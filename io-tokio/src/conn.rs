@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use backhaul_core::{codes, ConnId, Input, IoFailure, JobEvent, JobId};
+use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, make_room, tls, CertificateRequest, Io, OffThread};
+use backhaul_io::{clock, crl_fetch, make_room, tls, CertificateRequest, Io, OffThread};
 use bytes::{Bytes, BytesMut};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
@@ -163,6 +163,24 @@ impl Io for TokioIo {
                 .await
                 .unwrap_or(Err(codes::E_FAIL));
             let _ = inputs.send(request.verdict(verdict)).await;
+        });
+    }
+
+    fn fetch_crl(&mut self, url: String) {
+        // The fetch is blocking std I/O (up to 30 s): the blocking pool, not a runtime worker.
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let fetch_url = url.clone();
+            let result = tokio::task::spawn_blocking(move || crl_fetch::fetch(&fetch_url))
+                .await
+                .unwrap_or_else(|err| {
+                    Err(IoFailure::new(
+                        IoFailureKind::Other,
+                        format!("the CRL fetch stopped: {err}"),
+                    ))
+                });
+            let now = clock::now();
+            let _ = inputs.send(Input::CrlFetched { now, url, result }).await;
         });
     }
 }

@@ -395,6 +395,9 @@ macro_rules! conformance_suite {
                 basic_auth_without_wrong_and_right_credentials,
                 digest_auth_every_algorithm_with_userhash_and_a_stale_nonce,
                 credentials_never_reach_a_redirect_target,
+                crl_check_downloads_when_the_certificate_is_not_revoked,
+                crl_check_fails_a_revoked_certificate_with_0x80072f8a,
+                crl_check_fails_closed_when_the_crl_is_unreachable_with_0x80072f19,
             );
         }
     };

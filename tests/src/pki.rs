@@ -22,18 +22,29 @@ pub struct TestPki {
     ca_der: CertificateDer<'static>,
     leaf_der: CertificateDer<'static>,
     leaf_key_pkcs8: Vec<u8>,
+    /// The CA as an issuer, to sign CRLs.
+    ca: Issuer<'static, KeyPair>,
 }
+
+/// The leaf's serial number (what a CRL revokes).
+pub const LEAF_SERIAL: u64 = 0x00C0_FFEE;
 
 impl TestPki {
     /// A fresh CA and a leaf for DNS `localhost` and IP `127.0.0.1`, valid from yesterday to
     /// 30 days from now.
     pub fn new() -> Self {
-        Self::issue(-1, 30)
+        Self::issue(-1, 30, None)
+    }
+
+    /// Like [`TestPki::new`], with a CRL distribution point at `cdp` in the leaf (see
+    /// [`TestPki::crl`] for what to serve there).
+    pub fn with_crl_distribution_point(cdp: &str) -> Self {
+        Self::issue(-1, 30, Some(cdp))
     }
 
     /// Like [`TestPki::new`], but the leaf expired: valid from 60 to 30 days ago.
     pub fn expired() -> Self {
-        Self::issue(-60, -30)
+        Self::issue(-60, -30, None)
     }
 
     /// The CA certificate, PEM-encoded.
@@ -56,6 +67,35 @@ impl TestPki {
         let path = dir.join("test-ca.pem");
         std::fs::write(&path, &self.ca_pem).expect("write the test CA PEM");
         path
+    }
+
+    /// A CRL (DER) of the CA, current from yesterday to a week from now, revoking the leaf
+    /// when `revoke_leaf`.
+    pub fn crl(&self, revoke_leaf: bool) -> Vec<u8> {
+        let today = days_since_epoch_now();
+        let day = |offset: i64| {
+            let (y, m, d) = civil_from_days(today + offset);
+            rcgen::date_time_ymd(y, m, d)
+        };
+        let revoked = revoke_leaf.then(|| rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(LEAF_SERIAL),
+            revocation_time: day(-1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: day(-1),
+            next_update: day(7),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked.into_iter().collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.ca)
+            .expect("sign the CRL")
+            .der()
+            .to_vec()
     }
 
     /// A rustls server config (ring provider, safe default versions, no client auth) that
@@ -92,7 +132,7 @@ impl TestPki {
 
     /// Issues the CA (valid from 90 days ago to 90 days ahead) and a leaf valid between the
     /// given day offsets from today.
-    fn issue(leaf_from_days: i64, leaf_to_days: i64) -> Self {
+    fn issue(leaf_from_days: i64, leaf_to_days: i64, cdp: Option<&str>) -> Self {
         let today = days_since_epoch_now();
 
         let ca_key = KeyPair::generate().expect("generate the CA key");
@@ -123,12 +163,18 @@ impl TestPki {
         ];
         leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         leaf_params.use_authority_key_identifier_extension = true;
+        leaf_params.serial_number = Some(rcgen::SerialNumber::from(LEAF_SERIAL));
+        if let Some(cdp) = cdp {
+            leaf_params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![cdp.to_string()],
+            }];
+        }
         set_validity(
             &mut leaf_params,
             today + leaf_from_days,
             today + leaf_to_days,
         );
-        let issuer = Issuer::new(ca_params, &ca_key);
+        let issuer = Issuer::new(ca_params, ca_key);
         let leaf_cert = leaf_params
             .signed_by(&leaf_key, &issuer)
             .expect("sign the leaf");
@@ -138,6 +184,7 @@ impl TestPki {
             ca_der: ca_cert.der().clone(),
             leaf_der: leaf_cert.der().clone(),
             leaf_key_pkcs8: leaf_key.serialize_der(),
+            ca: issuer,
         }
     }
 }

@@ -146,6 +146,12 @@ impl TestServer {
         Self::start_inner(routes, None)
     }
 
+    /// Starts a plain-HTTP server on `listener`, bound beforehand (so its URL can go into a
+    /// certificate before the routes, which may depend on that certificate, exist).
+    pub fn start_on(listener: TcpListener, routes: Vec<Route>) -> TestServer {
+        Self::start_listening(listener, routes, None)
+    }
+
     /// Starts an HTTPS server presenting `pki`'s leaf (SAN `localhost` and `127.0.0.1`).
     pub fn start_tls(routes: Vec<Route>, pki: &TestPki) -> TestServer {
         Self::start_inner(routes, Some(pki.server_config()))
@@ -211,6 +217,15 @@ impl TestServer {
     }
 
     fn start_inner(routes: Vec<Route>, tls: Option<Arc<rustls::ServerConfig>>) -> TestServer {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+        Self::start_listening(listener, routes, tls)
+    }
+
+    fn start_listening(
+        listener: TcpListener,
+        routes: Vec<Route>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> TestServer {
         for route in &routes {
             assert!(
                 !matches!(route.behavior.served(), Behavior::Auth { .. }),
@@ -225,7 +240,6 @@ impl TestServer {
                 );
             }
         }
-        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let is_tls = tls.is_some();
         let shared = Arc::new(Shared {

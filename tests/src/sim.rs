@@ -144,6 +144,13 @@ pub struct Sim {
     pub programs: Vec<(Timestamp, JobId, String, Vec<String>)>,
     /// The programs' exit codes, in order; 0 once they run out.
     pub program_exits: VecDeque<i32>,
+    /// Every CRL URL the engine asked to fetch, in order.
+    pub crl_fetches: Vec<String>,
+    /// CRLs served to `Action::FetchCrl`, by URL (`None`: the fetch never answers). A URL
+    /// not here fails as unreachable.
+    crls: BTreeMap<String, Option<Vec<u8>>>,
+    /// Chains presented by HTTPS hosts; a host not here presents `sim_leaf(host)`.
+    chains: BTreeMap<String, Vec<backhaul_core::CertificateDer<'static>>>,
     now: Timestamp,
     rng: u64,
     latency: Duration,
@@ -184,6 +191,9 @@ impl Sim {
             validations: Vec::new(),
             programs: Vec::new(),
             program_exits: VecDeque::new(),
+            crl_fetches: Vec::new(),
+            crls: BTreeMap::new(),
+            chains: BTreeMap::new(),
             now: START,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
@@ -233,6 +243,21 @@ impl Sim {
             .entry((host.to_string(), port))
             .or_default()
             .refuse_connections = refuse;
+    }
+
+    /// Serves `der` (a CRL) at `url` for `Action::FetchCrl`; `None` makes fetches of it never
+    /// answer.
+    pub fn publish_crl(&mut self, url: &str, der: Option<Vec<u8>>) {
+        self.crls.insert(url.to_string(), der);
+    }
+
+    /// Makes the HTTPS host `host` present `chain` instead of its default leaf.
+    pub fn present_chain(
+        &mut self,
+        host: &str,
+        chain: Vec<backhaul_core::CertificateDer<'static>>,
+    ) {
+        self.chains.insert(host.to_string(), chain);
     }
 
     /// The current virtual time.
@@ -444,7 +469,10 @@ impl Sim {
                         },
                     );
                     let peer_certificates = tls_server_name
-                        .map(|name| vec![sim_leaf(&name)])
+                        .map(|name| {
+                            let chain = self.chains.get(&name).cloned();
+                            chain.unwrap_or_else(|| vec![sim_leaf(&name)])
+                        })
                         .unwrap_or_default();
                     self.later(Input::Connected {
                         now,
@@ -605,6 +633,18 @@ impl Sim {
                     exit: Ok(code),
                 });
             }
+            Action::FetchCrl { url } => {
+                self.crl_fetches.push(url.clone());
+                let result = match self.crls.get(&url) {
+                    Some(Some(der)) => Ok(Bytes::from(der.clone())),
+                    Some(None) => return, // never answers
+                    None => Err(IoFailure::new(
+                        IoFailureKind::ConnectRefused,
+                        format!("cannot connect to {url} (simulated)"),
+                    )),
+                };
+                self.later(Input::CrlFetched { now, url, result });
+            }
             other => panic!("the simulation does not know {other:?}"),
         }
     }
@@ -751,6 +791,50 @@ fn sim_ca() -> &'static (
         let cert = params.self_signed(&key).expect("self-signed CA");
         (cert.der().clone(), rcgen::Issuer::new(params, key))
     })
+}
+
+/// A leaf certificate for `name` with serial number `serial` and a CRL distribution point at
+/// `cdp`, issued by the simulation's CA.
+pub fn sim_leaf_with_cdp(
+    name: &str,
+    serial: u64,
+    cdp: &str,
+) -> backhaul_core::CertificateDer<'static> {
+    let key = rcgen::KeyPair::generate().expect("leaf key");
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("leaf params");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.serial_number = Some(rcgen::SerialNumber::from(serial));
+    params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![cdp.to_string()],
+    }];
+    params
+        .signed_by(&key, &sim_ca().1)
+        .expect("signed leaf")
+        .der()
+        .clone()
+}
+
+/// A CRL (DER) of the simulation's CA revoking `revoked` serials, issued 2025-12-01 and current
+/// until `next_update` (year, month, day).
+pub fn sim_crl(revoked: &[u64], next_update: (i32, u8, u8)) -> Vec<u8> {
+    let (year, month, day) = next_update;
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2025, 12, 1),
+        next_update: rcgen::date_time_ymd(year, month, day),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|&serial| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(serial),
+                revocation_time: rcgen::date_time_ymd(2025, 12, 2),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params.signed_by(&sim_ca().1).expect("CRL").der().to_vec()
 }
 
 /// A leaf certificate for `name`, issued by the simulation's CA (cached per name).

@@ -282,7 +282,14 @@ impl<'a> JobMut<'a> {
     pub fn set_security_flags(&mut self, flags: u32) -> Result<(), BitsError> {
         self.ensure_not_final()?;
         let flags = SecurityFlags::from_bits(flags)?;
+        let was_checking = self.job().rec.security_flags.crl_check();
         self.job().rec.security_flags = flags;
+        if flags.crl_check() && !was_checking {
+            // BITS: "enabling it mid-file restarts that file; finished files are untouched".
+            // The current file's bytes came without a revocation check, so it starts over on
+            // a checked connection (see `restart_for_revocation`).
+            self.engine.restart_for_revocation(self.id);
+        }
         self.engine.touch(self.id);
         Ok(())
     }

@@ -26,7 +26,7 @@ use super::Engine;
 /// An idle keep-alive connection is closed after this long.
 const IDLE_CONNECTION_TIMEOUT_MS: u64 = 30_000;
 
-/// Scheme, host and port: connections are pooled and reused per origin.
+/// Scheme, host and port: connections are pooled and reused per origin (and [`PoolTag`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Origin {
     pub(super) https: bool,
@@ -102,11 +102,18 @@ impl Engine {
             Err(error) => return self.fail(id, error, Severity::Fatal, None),
         };
         let tag = self.pool_tag(id, &origin);
+        // A job checking revocation checks it on every file's connection (BITS: "before each
+        // file starts"), so it never takes an idle HTTPS connection checked earlier.
+        let reuse = !(origin.https && self.revocation_checked(id));
         let idle = self
             .conns
             .iter()
             .find(|(_, c)| {
-                c.user == ConnUser::Idle && c.origin == origin && c.tag == tag && c.via == via
+                reuse
+                    && c.user == ConnUser::Idle
+                    && c.origin == origin
+                    && c.tag == tag
+                    && c.via == via
             })
             .map(|(id, _)| *id);
         let now = self.now;
@@ -208,12 +215,18 @@ impl Engine {
         };
         if c.origin.https {
             let host = c.origin.host.clone();
-            if let Err(e) = tls::verify_server_chain(&self.trust, &chain, &host, self.now) {
+            let flags = self.jobs.get(&id).map(|j| j.rec.security_flags);
+            let flags = flags.unwrap_or_default();
+            let policy = tls::CertPolicy::from_flags(flags);
+            if let Err(e) = tls::verify_server_chain(&self.trust, &chain, &host, self.now, &policy)
+            {
                 // Nothing has been sent: the connection is closed before one request byte.
                 self.drop_conn(conn);
-                let error =
-                    JobError::new(ErrorContext::GeneralTransport, e.kind.code(), e.to_string());
-                return self.fail(id, error, Severity::Fatal, None);
+                return self.fail_certificate(id, &e);
+            }
+            if flags.crl_check() {
+                // Revocation waits for CRLs (engine/revocation.rs); nothing is sent meanwhile.
+                return self.check_revocation(id, conn, chain);
             }
         }
         self.certificate_checked(id, conn, chain);

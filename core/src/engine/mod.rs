@@ -19,6 +19,7 @@ mod failure;
 mod notify_cmd;
 mod proxy;
 mod response;
+mod revocation;
 mod schedule;
 mod transfer;
 mod validation;
@@ -48,7 +49,7 @@ use crate::job::{
 use crate::output::{Action, JobEvent, Output};
 use crate::proxy::ProxySettings;
 use crate::time::Timestamp;
-use crate::tls::TrustStore;
+use crate::tls::{Crl, CrlCache, TrustStore};
 
 pub use self::commands::JobMut;
 pub use self::view::{FileInfo, JobInfo, JobView};
@@ -56,6 +57,7 @@ pub use self::view::{FileInfo, JobInfo, JobView};
 use self::auth::ServerAuth;
 use self::connection::Conn;
 use self::notify_cmd::NotifyRun;
+use self::revocation::CrlWait;
 use self::transfer::Fetch;
 use self::validation::Validation;
 
@@ -79,6 +81,10 @@ pub struct Engine {
     now: Timestamp,
     jobs: BTreeMap<JobId, Job>,
     conns: BTreeMap<ConnId, Conn>,
+    /// CRLs: configured and fetched (`BG_SSL_ENABLE_CRL_CHECK`).
+    crls: CrlCache,
+    /// Connections whose chain passed and that wait for CRLs before their request.
+    crl_waits: BTreeMap<ConnId, CrlWait>,
     next_conn: u64,
     next_seq: u64,
     out: VecDeque<Output>,
@@ -182,6 +188,11 @@ impl Engine {
     /// Trust anchors in `config` that do not parse are skipped (see [`Engine::rejected_anchors`]).
     pub fn new(config: Config, now: Timestamp) -> Self {
         let (trust, _rejected) = TrustStore::new(&config.trust_anchors);
+        let crls = config
+            .crl_files
+            .iter()
+            .filter_map(|der| Crl::from_der(der).ok())
+            .collect();
         Self {
             rng: ChaCha20Rng::from_seed(config.rng_seed),
             trust,
@@ -189,6 +200,8 @@ impl Engine {
             now,
             jobs: BTreeMap::new(),
             conns: BTreeMap::new(),
+            crls: CrlCache::new(crls),
+            crl_waits: BTreeMap::new(),
             next_conn: 1,
             next_seq: 1,
             out: VecDeque::new(),
@@ -199,6 +212,16 @@ impl Engine {
     /// Trust anchors from the config that could not be parsed: `(index, reason)`.
     pub fn rejected_anchors(&self) -> Vec<(usize, String)> {
         TrustStore::new(&self.config.trust_anchors).1
+    }
+
+    /// CRLs from the config that could not be parsed: `(index, reason)`. Drivers check their
+    /// files up front ([`Crl::from_der`]); this is for CRLs handed in some other way.
+    pub fn rejected_crls(&self) -> Vec<(usize, String)> {
+        let parsed = self.config.crl_files.iter().map(|der| Crl::from_der(der));
+        parsed
+            .enumerate()
+            .filter_map(|(index, crl)| crl.err().map(|e| (index, e.to_string())))
+            .collect()
     }
 
     /// The engine's configuration.
@@ -254,6 +277,7 @@ impl Engine {
                 ..
             } => self.handle_file_failed(job, file, op, error),
             Input::FileCommitted { job, file, .. } => self.handle_file_committed(job, file),
+            Input::CrlFetched { url, result, .. } => self.handle_crl_fetched(&url, result),
         }
         self.schedule_if_needed();
     }

@@ -10,24 +10,35 @@
 //! (see the "WinHTTP certificate error codes" addendum of the BITS reference), so an app that
 //! knows BITS sees the code it expects.
 //!
-//! Layering still to come (later issues), and how this file is shaped for it:
-//! - `BG_SSL_ENABLE_CRL_CHECK`: CRLs will be passed to `check_path` as webpki
-//!   `RevocationOptions`; its `CertRevoked` / `UnknownRevocationStatus` errors already map to
-//!   [`CertificateProblem::Revoked`] / [`CertificateProblem::RevocationUnknown`].
+//! How the job's `SetSecurityFlags` layer in ([`CertPolicy`]):
 //! - the `BG_SSL_IGNORE_*` flags: the path check (`check_path`) and the name check
-//!   (`check_name`) are separate steps whose webpki findings `classify` turns into problems,
-//!   so a `flags` parameter can skip the name step (`IGNORE_CERT_CN_INVALID`) or waive a
-//!   classified path problem. webpki stops at its first finding, so waiving a path problem
-//!   must re-run the path check with that check relaxed (e.g. an EKU validator that accepts
-//!   anything), not merely drop the error, or a later problem would go unseen.
+//!   (`check_name`) are separate steps whose webpki findings `classify` turns into problems.
+//!   `IGNORE_CERT_CN_INVALID` skips the name step. webpki stops at its first finding, so
+//!   waiving a path problem re-runs the path check with exactly that check relaxed (another
+//!   verification time, the top of the presented chain as anchor, any extended key usage),
+//!   and a second problem is still found and reported.
+//! - `BG_SSL_ENABLE_CRL_CHECK`: CRLs ([`crl`]) are passed to the path check as webpki
+//!   `RevocationOptions` for the whole chain, failing closed: a certificate without a
+//!   current CRL is [`CertificateProblem::RevocationUnknown`]. Fetching the CRLs is the
+//!   engine's business (`engine/revocation.rs`), this module only judges.
 //! - the app callback stage runs after this decision, in the engine.
 
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
-use webpki::{EndEntityCert, KeyUsage};
+use webpki::{
+    EndEntityCert, ExpirationPolicy, ExtendedKeyUsageValidator, KeyPurposeIdIter, KeyUsage,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+};
 
 use crate::codes::{self, HResult};
+use crate::job::SecurityFlags;
 use crate::Timestamp;
 
+pub mod crl;
+
+pub use self::crl::{Crl, CrlCache, CrlError, CrlNeed};
+
+#[cfg(test)]
+mod crl_tests;
 #[cfg(test)]
 mod tests;
 
@@ -83,23 +94,85 @@ impl std::fmt::Debug for TrustStore {
     }
 }
 
+/// Which certificate problems a job waives, and whether (and against which CRLs) revocation is
+/// checked: the certificate half of `SetSecurityFlags`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CertPolicy<'a> {
+    /// `BG_SSL_IGNORE_CERT_CN_INVALID`: accept a certificate for another host name.
+    pub ignore_name: bool,
+    /// `BG_SSL_IGNORE_CERT_DATE_INVALID`: accept expired or not yet valid certificates.
+    pub ignore_date: bool,
+    /// `BG_SSL_IGNORE_UNKNOWN_CA`: accept a chain whose top is not a trust anchor (the
+    /// signatures below the top are still checked).
+    pub ignore_unknown_ca: bool,
+    /// `BG_SSL_IGNORE_CERT_WRONG_USAGE`: accept certificates without the serverAuth usage.
+    pub ignore_wrong_usage: bool,
+    /// `Some`: check the revocation of every certificate of the chain against these CRLs and
+    /// fail closed (`BG_SSL_ENABLE_CRL_CHECK`); `None`: revocation is not checked. The caller
+    /// passes only CRLs current at the verification time (see [`crl::Crl::is_current`]).
+    pub revocation: Option<&'a [&'a Crl]>,
+}
+
+impl CertPolicy<'static> {
+    /// The ignore flags of a job's security flags, without revocation: the engine adds the
+    /// CRLs with [`CertPolicy::with_revocation`] once it has them.
+    pub fn from_flags(flags: SecurityFlags) -> Self {
+        Self {
+            ignore_name: flags.ignore_cn_invalid(),
+            ignore_date: flags.ignore_date_invalid(),
+            ignore_unknown_ca: flags.ignore_unknown_ca(),
+            ignore_wrong_usage: flags.ignore_wrong_usage(),
+            revocation: None,
+        }
+    }
+}
+
+impl<'a> CertPolicy<'a> {
+    /// The same policy, checking revocation against `crls` (an empty list fails every chain
+    /// with [`CertificateProblem::RevocationUnknown`]).
+    pub fn with_revocation<'b>(self, crls: &'b [&'b Crl]) -> CertPolicy<'b>
+    where
+        'a: 'b,
+    {
+        CertPolicy {
+            revocation: Some(crls),
+            ..self
+        }
+    }
+
+    /// Whether this policy waives `problem`. Revocation problems and `Invalid` never are.
+    pub fn waives(&self, problem: CertificateProblem) -> bool {
+        match problem {
+            CertificateProblem::NameMismatch => self.ignore_name,
+            CertificateProblem::DateInvalid => self.ignore_date,
+            CertificateProblem::UnknownCa => self.ignore_unknown_ca,
+            CertificateProblem::WrongUsage => self.ignore_wrong_usage,
+            CertificateProblem::Revoked
+            | CertificateProblem::RevocationUnknown
+            | CertificateProblem::NoCertificate
+            | CertificateProblem::Invalid => false,
+        }
+    }
+}
+
 /// Decides whether a presented chain (end-entity first, then intermediates, as received in the
 /// TLS handshake) is valid for `server_name` (a DNS name or an IP literal — IPv6 without
 /// brackets, though brackets are tolerated) at time `now`, for the serverAuth extended key
-/// usage, against `store`.
+/// usage, against `store`, with the problems `policy` waives ignored.
 ///
-/// The path (signatures, validity dates, basic constraints, name constraints, key usage) is
-/// checked before the host name, so a chain that fails both reports the path problem: a name
-/// mismatch, which `BG_SSL_IGNORE_CERT_CN_INVALID` may ignore, never hides another problem.
-/// Host names are matched against the subjectAltName extension only, as browsers do; the
-/// subject's common name is not consulted.
+/// The path (signatures, validity dates, basic constraints, name constraints, key usage,
+/// revocation) is checked before the host name, so a chain that fails both reports the path
+/// problem: a name mismatch, which `BG_SSL_IGNORE_CERT_CN_INVALID` may ignore, never hides
+/// another problem. Host names are matched against the subjectAltName extension only, as
+/// browsers do; the subject's common name is not consulted.
 pub fn verify_server_chain(
     store: &TrustStore,
     chain: &[CertificateDer<'_>],
     server_name: &str,
     now: Timestamp,
+    policy: &CertPolicy<'_>,
 ) -> Result<(), CertificateError> {
-    let Some((leaf_der, intermediates)) = chain.split_first() else {
+    let Some(leaf_der) = chain.first() else {
         return Err(CertificateError {
             kind: CertificateProblem::NoCertificate,
             detail: format!("the server presented no certificate (server name {server_name:?})"),
@@ -107,7 +180,10 @@ pub fn verify_server_chain(
     };
     let fail = |err: webpki::Error| CertificateError::from_webpki(&err, server_name);
     let leaf = EndEntityCert::try_from(leaf_der).map_err(fail)?;
-    check_path(store, &leaf, intermediates, now).map_err(fail)?;
+    check_path(store, &leaf, chain, now, policy).map_err(fail)?;
+    if policy.ignore_name {
+        return Ok(());
+    }
     check_name(&leaf, server_name)
 }
 
@@ -146,11 +222,10 @@ pub enum CertificateProblem {
     /// The certificate is not valid for server authentication (no serverAuth extended key
     /// usage): `ERROR_WINHTTP_SECURE_CERT_WRONG_USAGE`.
     WrongUsage,
-    /// A certificate in the chain has been revoked: `ERROR_WINHTTP_SECURE_CERT_REVOKED`
-    /// (reported once CRL checking is layered on).
+    /// A certificate in the chain has been revoked: `ERROR_WINHTTP_SECURE_CERT_REVOKED`.
     Revoked,
-    /// Revocation status could not be determined: `ERROR_WINHTTP_SECURE_CERT_REV_FAILED`
-    /// (reported once CRL checking is layered on).
+    /// Revocation status could not be determined (no current CRL, CRL unreachable, expired or
+    /// badly signed): `ERROR_WINHTTP_SECURE_CERT_REV_FAILED`.
     RevocationUnknown,
     /// The server presented no certificate at all: `ERROR_WINHTTP_SECURE_INVALID_CERT`.
     NoCertificate,
@@ -195,26 +270,200 @@ impl std::fmt::Display for CertificateProblem {
     }
 }
 
-/// Builds a path from `leaf` through `intermediates` to an anchor of `store`, valid at `now`
-/// for serverAuth. The host name is deliberately not part of it (see `check_name`).
+/// The checks a waived problem turns off when the path check is run again.
+#[derive(Clone, Copy, Debug, Default)]
+struct Relaxed {
+    /// Verify at a time inside the chain's validity instead of `now`.
+    date: bool,
+    /// Also try each presented certificate as a trust anchor.
+    anchor: bool,
+    /// Accept any extended key usage.
+    usage: bool,
+}
+
+impl Relaxed {
+    fn covers(self, problem: CertificateProblem) -> bool {
+        match problem {
+            CertificateProblem::DateInvalid => self.date,
+            CertificateProblem::UnknownCa => self.anchor,
+            CertificateProblem::WrongUsage => self.usage,
+            _ => false,
+        }
+    }
+}
+
+/// Builds a path from the leaf (`chain[0]`) through the rest of `chain` to an anchor of
+/// `store`, valid at `now` for serverAuth, revocation checked when `policy` asks. The host
+/// name is deliberately not part of it (see `check_name`).
+///
+/// A finding the policy waives is not dropped: the check runs again with that one check
+/// relaxed, until it passes or reports a problem the policy does not waive.
 fn check_path(
     store: &TrustStore,
     leaf: &EndEntityCert<'_>,
-    intermediates: &[CertificateDer<'_>],
+    chain: &[CertificateDer<'_>],
     now: Timestamp,
+    policy: &CertPolicy<'_>,
 ) -> Result<(), webpki::Error> {
-    let time = UnixTime::since_unix_epoch(now.since_epoch());
-    leaf.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &store.anchors,
-        intermediates,
-        time,
-        KeyUsage::server_auth(),
-        // CRL checking (BG_SSL_ENABLE_CRL_CHECK) plugs in here in a later issue.
-        None,
-        None,
-    )
-    .map(|_path| ())
+    let mut relaxed = Relaxed::default();
+    loop {
+        let err = match search_paths(store, leaf, chain, now, policy, relaxed) {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        let problem = classify(&err);
+        if !policy.waives(problem) || relaxed.covers(problem) {
+            return Err(err);
+        }
+        match problem {
+            CertificateProblem::DateInvalid => relaxed.date = true,
+            CertificateProblem::UnknownCa => relaxed.anchor = true,
+            CertificateProblem::WrongUsage => relaxed.usage = true,
+            // `waives` is true only for the three above and the name, which is not a path
+            // finding.
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Most candidate verification times and anchors tried when relaxing: bounds the work a
+/// server with a long chain can cause (at most this squared path checks).
+const MAX_CANDIDATES: usize = 6;
+
+/// One path check per (time, extra anchor) candidate that `relaxed` allows; the first success
+/// wins. When all fail, the most telling finding is returned: one `relaxed` does not cover
+/// (such as a bad signature found once the dates are out of the way), else the first.
+fn search_paths(
+    store: &TrustStore,
+    leaf: &EndEntityCert<'_>,
+    chain: &[CertificateDer<'_>],
+    now: Timestamp,
+    policy: &CertPolicy<'_>,
+    relaxed: Relaxed,
+) -> Result<(), webpki::Error> {
+    let now = UnixTime::since_unix_epoch(now.since_epoch());
+    let mut times = vec![now];
+    if relaxed.date {
+        times.extend(
+            crl::not_before_times(chain)
+                .into_iter()
+                .take(MAX_CANDIDATES),
+        );
+    }
+    // `None`: the store alone; `Some(i)`: the store plus `chain[i]`, the top first.
+    let mut anchors = vec![None];
+    if relaxed.anchor {
+        let top = chain.len().min(MAX_CANDIDATES);
+        anchors.extend((0..top).rev().map(Some));
+    }
+    let mut finding: Option<webpki::Error> = None;
+    for &time in &times {
+        for &extra in &anchors {
+            let err = match verify_once(store, leaf, chain, time, extra, relaxed, policy) {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
+            };
+            finding = match finding {
+                Some(kept)
+                    if relaxed.covers(classify(&kept)) && !relaxed.covers(classify(&err)) =>
+                {
+                    Some(err)
+                }
+                Some(kept) => Some(kept),
+                None => Some(err),
+            };
+        }
+    }
+    // Invariant: `times` and `anchors` each hold at least one candidate.
+    Err(finding.expect("at least one path check ran"))
+}
+
+/// One webpki path check: at `time`, with `chain[extra]` added to the anchors (the other
+/// certificates of `chain` after the leaf are the intermediates), any EKU when `relaxed.usage`.
+fn verify_once(
+    store: &TrustStore,
+    leaf: &EndEntityCert<'_>,
+    chain: &[CertificateDer<'_>],
+    time: UnixTime,
+    extra: Option<usize>,
+    relaxed: Relaxed,
+    policy: &CertPolicy<'_>,
+) -> Result<(), webpki::Error> {
+    let mut anchors: Vec<TrustAnchor<'_>> = store.anchors.clone();
+    let mut intermediates: Vec<CertificateDer<'_>> = Vec::with_capacity(chain.len());
+    for (index, cert) in chain.iter().enumerate().skip(1) {
+        if Some(index) != extra {
+            intermediates.push(cert.clone());
+        }
+    }
+    if let Some(index) = extra {
+        // The top of the presented chain stands in for the unknown root. Its own signature is
+        // not checked (an anchor is trusted as given), every one below it is.
+        anchors.push(webpki::anchor_from_trusted_cert(&chain[index])?);
+    }
+    let crl_list: Vec<&webpki::CertRevocationList<'_>> = policy
+        .revocation
+        .unwrap_or_default()
+        .iter()
+        .map(|crl| crl.list())
+        .collect();
+    let revocation = match policy.revocation {
+        None => None,
+        Some(_) => match RevocationOptionsBuilder::new(&crl_list) {
+            Ok(builder) => Some(
+                builder
+                    .with_depth(RevocationCheckDepth::Chain)
+                    .with_status_policy(UnknownStatusPolicy::Deny)
+                    .with_expiration_policy(ExpirationPolicy::Enforce)
+                    .build(),
+            ),
+            // No CRL at all: the path is still judged first (a path problem is the more
+            // specific answer), then the status is unknown.
+            Err(_) => None,
+        },
+    };
+    let result = if relaxed.usage {
+        leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            time,
+            AnyUsage,
+            revocation,
+            None,
+        )
+        .map(|_path| ())
+    } else {
+        leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            time,
+            KeyUsage::server_auth(),
+            revocation,
+            None,
+        )
+        .map(|_path| ())
+    };
+    match policy.revocation {
+        Some(crls) if crls.is_empty() && result.is_ok() => {
+            Err(webpki::Error::UnknownRevocationStatus)
+        }
+        _ => result,
+    }
+}
+
+/// `BG_SSL_IGNORE_CERT_WRONG_USAGE`: any extended key usage is accepted, though a malformed
+/// EKU extension is still an error.
+struct AnyUsage;
+
+impl ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        for id in iter {
+            id?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks the leaf's subjectAltNames against `server_name`, apart from the path, so that a
@@ -249,7 +498,22 @@ fn classify(err: &webpki::Error) -> CertificateProblem {
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => CertificateProblem::WrongUsage,
         E::CertNotValidForName(_) => CertificateProblem::NameMismatch,
         E::CertRevoked => CertificateProblem::Revoked,
-        E::UnknownRevocationStatus => CertificateProblem::RevocationUnknown,
+        // A CRL that cannot vouch for the certificate: the status is unknown, and fails closed.
+        E::UnknownRevocationStatus
+        | E::CrlExpired { .. }
+        | E::InvalidCrlSignatureForPublicKey
+        | E::UnsupportedCrlSignatureAlgorithm
+        | E::UnsupportedCrlSignatureAlgorithmContext(_)
+        | E::UnsupportedCrlSignatureAlgorithmForPublicKey
+        | E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_)
+        | E::IssuerNotCrlSigner
+        | E::InvalidCrlNumber
+        | E::UnsupportedCrlVersion
+        | E::UnsupportedDeltaCrl
+        | E::UnsupportedIndirectCrl
+        | E::UnsupportedRevocationReason
+        | E::UnsupportedRevocationReasonsPartitioning
+        | E::UnsupportedCrlIssuingDistributionPoint => CertificateProblem::RevocationUnknown,
         _ => CertificateProblem::Invalid,
     }
 }

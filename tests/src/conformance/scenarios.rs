@@ -405,6 +405,93 @@ pub fn chunked_response_downloads_completely<D: Driver>() {
     s.shutdown();
 }
 
+/// `BG_SSL_ENABLE_CRL_CHECK` with the leaf's CRL distribution point on a loopback HTTP server
+/// serving a CRL that does not list it: the CRL is fetched, then the file downloads.
+pub fn crl_check_downloads_when_the_certificate_is_not_revoked<D: Driver>() {
+    let (crl_server, pki) = crl_world(Some(false));
+    let crl_server = crl_server.expect("a CRL server");
+    let file = FileSpec::new(deterministic_bytes(50 * KIB, 12));
+    let server = TestServer::start_tls(vec![Route::file("/checked.bin", file.clone())], &pki);
+    let name = "crl_check_downloads_when_the_certificate_is_not_revoked";
+    let s = Scenario::<D>::start_trusting(name, &server, &pki, &["checked.bin"]);
+    s.driver
+        .set_security_flags(s.job, CRL_CHECK)
+        .expect("set_security_flags");
+    s.resume();
+    download_and_complete(
+        &s.driver,
+        s.job,
+        &[(&s.locals[0], &file.body)],
+        SMALL_TRANSFER,
+    );
+    assert_eq!(crl_server.requests_to("GET", "/ca.crl").len(), 1);
+    s.shutdown();
+}
+
+/// The CDP serves a CRL that revokes the leaf: ERROR with `ERROR_WINHTTP_SECURE_CERT_REVOKED`,
+/// and no request reaches the HTTPS server.
+pub fn crl_check_fails_a_revoked_certificate_with_0x80072f8a<D: Driver>() {
+    let (crl_server, pki) = crl_world(Some(true));
+    let crl_server = crl_server.expect("a CRL server");
+    crl_refused::<D>(
+        "crl_check_fails_a_revoked_certificate_with_0x80072f8a",
+        &pki,
+        HResult(0x8007_2F8A),
+    );
+    assert_eq!(crl_server.requests_to("GET", "/ca.crl").len(), 1);
+}
+
+/// The CDP's port has nothing listening: the status cannot be checked, so the job fails
+/// closed with `ERROR_WINHTTP_SECURE_CERT_REV_FAILED`.
+pub fn crl_check_fails_closed_when_the_crl_is_unreachable_with_0x80072f19<D: Driver>() {
+    let (_nothing, pki) = crl_world(None);
+    crl_refused::<D>(
+        "crl_check_fails_closed_when_the_crl_is_unreachable_with_0x80072f19",
+        &pki,
+        HResult(0x8007_2F19),
+    );
+}
+
+/// `BG_SSL_ENABLE_CRL_CHECK`.
+const CRL_CHECK: u32 = 0x0001;
+
+/// A PKI whose leaf names `http://127.0.0.1:PORT/ca.crl` as its CRL distribution point, and
+/// the server on PORT: serving the CA's CRL (revoking the leaf when `Some(true)`), or, for
+/// `None`, nothing at all (the port was bound and released).
+fn crl_world(revoke_leaf: Option<bool>) -> (Option<TestServer>, TestPki) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port();
+    let pki = TestPki::with_crl_distribution_point(&format!("http://127.0.0.1:{port}/ca.crl"));
+    let Some(revoke_leaf) = revoke_leaf else {
+        drop(listener);
+        return (None, pki);
+    };
+    let crl = FileSpec::new(Bytes::from(pki.crl(revoke_leaf)));
+    let server = TestServer::start_on(listener, vec![Route::file("/ca.crl", crl)]);
+    (Some(server), pki)
+}
+
+/// Runs one HTTPS job with the CRL check on against `pki` and expects ERROR with `code`,
+/// before any request reached the HTTPS server.
+fn crl_refused<D: Driver>(name: &str, pki: &TestPki, code: HResult) {
+    let file = FileSpec::new(deterministic_bytes(10 * KIB, 13));
+    let server = TestServer::start_tls(vec![Route::file("/refused.bin", file)], pki);
+    let s = Scenario::<D>::start_trusting(name, &server, pki, &["refused.bin"]);
+    s.driver
+        .set_security_flags(s.job, CRL_CHECK)
+        .expect("set_security_flags");
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Error);
+    let error = info(&s.driver, s.job)
+        .error
+        .expect("ERROR carries an error");
+    assert_eq!(error.code, code, "{error}");
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+    cancel_and_check_nothing_left(&s.driver, s.job, s.dir(), None);
+    s.shutdown();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared steps.
 
