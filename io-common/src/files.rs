@@ -66,6 +66,21 @@ impl TempFiles {
         Ok(meta.len())
     }
 
+    /// Gives the open temp file to `uid:gid` (a daemon running as root writes for its users:
+    /// their files must be theirs). Through the open handle, so a path swapped meanwhile is
+    /// never what changes owner.
+    pub fn give_to(
+        &self,
+        job: JobId,
+        file: FileIndex,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), IoFailure> {
+        let handle = self.handle(job, file)?;
+        std::os::unix::fs::fchown(handle, Some(uid), Some(gid))
+            .map_err(|err| io_failure_on(job, file, "chown", &err))
+    }
+
     /// `Action::WriteFile`: write all of `data` at `offset`.
     pub fn write(
         &mut self,

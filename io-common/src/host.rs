@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
-use crate::program::run_program;
+use crate::program::{run_program, RunAs};
 use crate::tls::{load_crl_files, load_trust_anchors};
 use crate::validation::CertificateRequest;
 
@@ -290,7 +290,7 @@ impl Host {
                 file,
                 path,
                 create,
-            } => Some(match self.files.open_temp(job, file, &path, create) {
+            } => Some(match self.open_temp(job, file, &path, create) {
                 Ok(len) => Input::TempOpened {
                     now: clock::now(),
                     job,
@@ -371,7 +371,9 @@ impl Host {
                 None
             }
             Action::RunProgram { job, program, args } => {
-                io.run_off_thread(Box::new(move || run_program(job, &program, &args)));
+                let owner = self.engine.job(job).ok().map(|view| view.owner().clone());
+                let run_as = owner.as_ref().and_then(RunAs::for_owner);
+                io.run_off_thread(Box::new(move || run_program(job, &program, &args, run_as)));
                 None
             }
             other => {
@@ -380,6 +382,22 @@ impl Host {
             }
         };
         self.results.extend(result);
+    }
+
+    /// Opens (or creates) a temp file; a root daemon gives a new one to the job's owner.
+    fn open_temp(
+        &mut self,
+        job: JobId,
+        file: FileIndex,
+        path: &Path,
+        create: bool,
+    ) -> Result<u64, IoFailure> {
+        let len = self.files.open_temp(job, file, path, create)?;
+        let owner = self.engine.job(job).ok().map(|view| view.owner().clone());
+        if let (true, Some(user)) = (create, owner.as_ref().and_then(RunAs::for_owner)) {
+            self.files.give_to(job, file, user.uid, user.gid)?;
+        }
+        Ok(len)
     }
 
     fn persist(&mut self, job: JobId) {

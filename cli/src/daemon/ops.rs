@@ -18,17 +18,16 @@ use crate::protocol::{job_json, Op, WireError, VERSION};
 /// Runs `op` for `caller` and returns the reply's value.
 pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result<Value, WireError> {
     let caller = caller.clone();
-    let call =
-        move |f: Box<dyn FnOnce(&mut Engine, &Caller) -> Result<Value, BitsError> + Send>| {
-            let caller = caller.clone();
-            async move {
-                manager
-                    .call(move |engine| f(engine, &caller))
-                    .await
-                    .map_err(|e| WireError::new(codes::E_UNEXPECTED, e.to_string()))?
-                    .map_err(WireError::from)
-            }
-        };
+    let call = move |f: Operation| {
+        let caller = caller.clone();
+        async move {
+            manager
+                .call(move |engine| f(engine, &caller))
+                .await
+                .map_err(|e| WireError::new(codes::E_UNEXPECTED, e.to_string()))?
+                .map_err(WireError::from)
+        }
+    };
     match op {
         Op::Hello => {
             let hello = |_: &mut Engine, c: &Caller| {
@@ -71,6 +70,21 @@ pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result
             }))
             .await
         }
+        Op::RemoveCredentials {
+            job,
+            target,
+            scheme,
+        } => {
+            call(Box::new(move |e, c| {
+                let id = resolve(e, c, &job)?;
+                let target = target.parse::<AuthTarget>()?;
+                let scheme = scheme.parse::<AuthScheme>()?;
+                let outcome = e.job_mut_as(id, c)?.remove_credentials(target, scheme)?;
+                let hresult = format!("0x{:08X}", outcome.code().0);
+                Ok(json!({"job": id.to_string(), "hresult": hresult}))
+            }))
+            .await
+        }
         Op::Complete { job } => call(Box::new(move |e, c| {
             let id = resolve(e, c, &job)?;
             let outcome = e.job_mut_as(id, c)?.complete()?;
@@ -88,6 +102,9 @@ pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result
         }
     }
 }
+
+/// One operation on the engine, for the caller, with the reply's value.
+type Operation = Box<dyn FnOnce(&mut Engine, &Caller) -> Result<Value, BitsError> + Send>;
 
 /// A command that changes a job and returns nothing.
 type Setter = Box<dyn FnOnce(&mut Engine, JobId, &Caller) -> Result<(), BitsError> + Send>;
