@@ -12,7 +12,7 @@ pub mod server;
 pub mod sim;
 
 pub use crate::data::{deterministic_bytes, sha256_hex};
-pub use crate::pki::TestPki;
+pub use crate::pki::{LeafProblem, TestPki};
 pub use crate::server::{
     AuthSpec, Behavior, FileSpec, RecordedRequest, Route, ServerDigestAlgorithm, ServerScheme,
     Step, TestServer,

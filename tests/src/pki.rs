@@ -26,6 +26,21 @@ pub struct TestPki {
     ca: Issuer<'static, KeyPair>,
 }
 
+/// What is wrong with a test leaf, for the certificate-policy tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafProblem {
+    /// Nothing: a good leaf for `localhost` / `127.0.0.1`.
+    None,
+    /// Valid from 60 to 30 days ago.
+    Expired,
+    /// Valid from 30 to 60 days from now.
+    NotYetValid,
+    /// Issued for `other.test` only.
+    WrongHost,
+    /// Its extended key usage is clientAuth only.
+    ClientAuthOnly,
+}
+
 /// The leaf's serial number (what a CRL revokes).
 pub const LEAF_SERIAL: u64 = 0x00C0_FFEE;
 
@@ -34,6 +49,35 @@ impl TestPki {
     /// 30 days from now.
     pub fn new() -> Self {
         Self::issue(-1, 30, None)
+    }
+
+    /// A CA and a leaf with `problem`.
+    pub fn with_problem(problem: LeafProblem) -> Self {
+        let mut pki = match problem {
+            LeafProblem::None => return Self::new(),
+            LeafProblem::Expired => return Self::issue(-60, -30, None),
+            LeafProblem::NotYetValid => return Self::issue(30, 60, None),
+            LeafProblem::WrongHost | LeafProblem::ClientAuthOnly => Self::new(),
+        };
+        let (names, usage) = match problem {
+            LeafProblem::WrongHost => (vec!["other.test"], ExtendedKeyUsagePurpose::ServerAuth),
+            _ => (
+                vec!["localhost", "127.0.0.1"],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+        };
+        let today = days_since_epoch_now();
+        let key = KeyPair::generate().expect("generate the leaf key");
+        let names: Vec<String> = names.into_iter().map(str::to_string).collect();
+        let mut params = CertificateParams::new(names).expect("valid SANs");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.extended_key_usages = vec![usage];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, today - 1, today + 30);
+        let leaf = params.signed_by(&key, &pki.ca).expect("sign the leaf");
+        pki.leaf_der = leaf.der().clone();
+        pki.leaf_key_pkcs8 = key.serialize_der();
+        pki
     }
 
     /// Like [`TestPki::new`], with a CRL distribution point at `cdp` in the leaf (see

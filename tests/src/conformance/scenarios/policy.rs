@@ -257,3 +257,82 @@ pub fn notify_program_gets_literal_arguments_and_reruns_after_failure<D: Driver>
     s.driver.complete(s.job).expect("complete");
     s.shutdown();
 }
+
+/// Expired, not yet valid, wrong host, unknown CA, wrong usage: each fails by default with its
+/// own WinHTTP code, passes with exactly its own `BG_SSL_IGNORE_*` flag, and still fails with
+/// each of the other ignore flags — over real TLS handshakes.
+pub fn each_certificate_problem_is_waived_only_by_its_own_flag<D: Driver>() {
+    use crate::pki::LeafProblem;
+    const FLAGS: [u32; 4] = [0x0002, 0x0004, 0x0008, 0x0010];
+    let cases = [
+        (
+            LeafProblem::Expired,
+            true,
+            0x0004,
+            codes::ERROR_WINHTTP_SECURE_CERT_DATE_INVALID,
+        ),
+        (
+            LeafProblem::NotYetValid,
+            true,
+            0x0004,
+            codes::ERROR_WINHTTP_SECURE_CERT_DATE_INVALID,
+        ),
+        (
+            LeafProblem::WrongHost,
+            true,
+            0x0002,
+            codes::ERROR_WINHTTP_SECURE_CERT_CN_INVALID,
+        ),
+        (
+            LeafProblem::None,
+            false,
+            0x0008,
+            codes::ERROR_WINHTTP_SECURE_INVALID_CA,
+        ),
+        (
+            LeafProblem::ClientAuthOnly,
+            true,
+            0x0010,
+            codes::ERROR_WINHTTP_SECURE_CERT_WRONG_USAGE,
+        ),
+    ];
+    let body = deterministic_bytes(KIB, 27);
+    for (problem, trusted, own_flag, code) in cases {
+        let pki = TestPki::with_problem(problem);
+        let server = TestServer::start_tls(
+            vec![Route::file("/c.bin", FileSpec::new(body.clone()))],
+            &pki,
+        );
+        let name = "each_certificate_problem_is_waived_only_by_its_own_flag";
+        let s = if trusted {
+            Scenario::<D>::start_trusting(name, &server, &pki, &["c.bin"])
+        } else {
+            Scenario::<D>::start(name, &server, &["c.bin"])
+        };
+        let mut runs = vec![(0u32, false)];
+        runs.extend(FLAGS.iter().map(|&flag| (flag, flag == own_flag)));
+        for (i, (flags, passes)) in runs.into_iter().enumerate() {
+            let local = s.dir().join(format!("c{i}.bin"));
+            let job = new_download_job(&s.driver, name, &[(&server.url("/c.bin"), &local)]);
+            s.driver.set_security_flags(job, flags).unwrap();
+            s.driver.resume(job).unwrap();
+            let state = wait_settled(&s.driver, job, SMALL_TRANSFER);
+            let what = format!("{problem:?} with flags 0x{flags:04X}");
+            if passes {
+                assert_eq!(
+                    state,
+                    JobState::Transferred,
+                    "{what}: {:?}",
+                    info(&s.driver, job).error
+                );
+            } else {
+                assert_eq!(state, JobState::Error, "{what}");
+                let error = info(&s.driver, job).error.unwrap();
+                assert_eq!(error.code, code, "{what}: {error}");
+            }
+            s.driver.cancel(job).unwrap();
+        }
+        s.driver.cancel(s.job).unwrap();
+        s.shutdown();
+    }
+}
