@@ -39,6 +39,11 @@ pub struct Config {
     pub max_idle_connections_per_origin: usize,
     /// Trust anchors for HTTPS: the system store plus extra CA files, loaded by the driver.
     pub trust_anchors: Vec<CertificateDer<'static>>,
+    /// A running file is checkpointed (temp file synced, then its offset persisted) after this
+    /// many bytes…
+    pub checkpoint_bytes: u64,
+    /// …or after this long, whichever comes first. A restart resumes from the last checkpoint.
+    pub checkpoint_interval: Duration,
 }
 
 impl Config {
@@ -60,6 +65,8 @@ impl Config {
             max_redirects: 10,
             max_idle_connections_per_origin: 4,
             trust_anchors: Vec::new(),
+            checkpoint_bytes: 8 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(5),
         }
     }
 }

@@ -7,15 +7,19 @@
 //! - `connection.rs`: the connection pool, requests, and what connections report;
 //! - `response.rs`: what a response means for the file, and its body;
 //! - `failure.rs`: turning faults into job errors, transient or fatal;
-//! - `schedule.rs`: which jobs hold transfer slots, and every timer.
+//! - `schedule.rs`: which jobs hold transfer slots, and every timer;
+//! - `checkpoint.rs`: syncing a temp file before its progress is persisted;
+//! - `restore.rs`: putting a job back from its record after a restart.
 //!
 //! State changes go through [`Engine::apply`], the only caller of [`transition`]; it is the one
 //! place that writes a job's state.
 
+mod checkpoint;
 mod commands;
 mod connection;
 mod failure;
 mod response;
+mod restore;
 mod schedule;
 mod transfer;
 mod view;
@@ -30,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::codes;
 use crate::config::Config;
 use crate::error::{BitsError, JobError};
-use crate::ids::{ConnId, JobId};
+use crate::ids::{ConnId, FileIndex, JobId};
 use crate::input::Input;
 use crate::job::file::JobFile;
 use crate::job::state::transition;
@@ -120,8 +124,30 @@ pub(crate) struct Job {
     pub(crate) completing: Option<Completing>,
     /// When the last `JobModification` for bytes was sent.
     pub(crate) last_modification_event: Option<Timestamp>,
-    /// Bytes written since the last `Persist`.
+    /// Bytes written since the last checkpoint.
     pub(crate) bytes_since_persist: u64,
+    /// When the running file's last checkpoint was asked for (None: not since it started).
+    pub(crate) last_checkpoint: Option<Timestamp>,
+    /// The `SyncFile` awaiting its `FileSynced`: (file, len).
+    pub(crate) sync_pending: Option<(FileIndex, u64)>,
+}
+
+impl Job {
+    /// A job around `rec` with nothing running, at round-robin position `seq`.
+    pub(crate) fn new(rec: JobRecord, seq: u64) -> Self {
+        Self {
+            rec,
+            fetch: None,
+            running_since: None,
+            slice_started: None,
+            seq,
+            completing: None,
+            last_modification_event: None,
+            bytes_since_persist: 0,
+            last_checkpoint: None,
+            sync_pending: None,
+        }
+    }
 }
 
 /// Progress of `complete`: commits not yet reported, and whether one failed.
@@ -199,6 +225,7 @@ impl Engine {
                 error,
                 ..
             } => self.handle_file_failed(job, file, op, error),
+            Input::FileSynced { job, file, len, .. } => self.handle_file_synced(job, file, len),
             Input::FileCommitted { job, file, .. } => self.handle_file_committed(job, file),
         }
         self.schedule_if_needed();
@@ -284,19 +311,7 @@ impl Engine {
             download_time_used_ms: 0,
         };
         let seq = self.take_seq();
-        self.jobs.insert(
-            id,
-            Job {
-                rec,
-                fetch: None,
-                running_since: None,
-                slice_started: None,
-                seq,
-                completing: None,
-                last_modification_event: None,
-                bytes_since_persist: 0,
-            },
-        );
+        self.jobs.insert(id, Job::new(rec, seq));
         self.push_action(Action::Persist { job: id });
         Ok(id)
     }
