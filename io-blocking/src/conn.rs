@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{Sender, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use backhaul_core::{ConnId, Input, IoFailure, IoFailureKind, JobEvent};
@@ -23,10 +23,8 @@ use backhaul_io::{clock, tls, Io, ReadBuffer};
 use bytes::Bytes;
 use rustls::{ClientConfig, ClientConnection};
 
+use crate::events::Subscribers;
 use crate::Msg;
-
-/// The application's event subscribers.
-pub(crate) type Subscribers = Arc<Mutex<Vec<Sender<JobEvent>>>>;
 
 /// Connections and event subscribers, as the engine thread's [`Host`](backhaul_io::Host) sees them.
 pub(crate) struct ThreadIo {
@@ -98,7 +96,7 @@ impl Io for ThreadIo {
     }
 
     fn publish(&mut self, event: JobEvent) {
-        lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
+        self.subscribers.publish(event);
     }
 }
 

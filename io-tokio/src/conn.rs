@@ -16,16 +16,18 @@ use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
+
+use crate::events::Events;
 
 /// Connections and event subscribers, as the engine task's [`Host`](backhaul_io::Host) sees them.
 pub(crate) struct TokioIo {
     conns: HashMap<ConnId, Conn>,
     inputs: mpsc::Sender<Input>,
     tls: Arc<ClientConfig>,
-    events: broadcast::Sender<JobEvent>,
+    events: Events,
 }
 
 /// The engine task's handle on one connection task.
@@ -42,11 +44,7 @@ impl Drop for Conn {
 
 impl TokioIo {
     /// Connection tasks report on `inputs`; events go to `events`' subscribers.
-    pub(crate) fn new(
-        inputs: mpsc::Sender<Input>,
-        tls: Arc<ClientConfig>,
-        events: broadcast::Sender<JobEvent>,
-    ) -> Self {
+    pub(crate) fn new(inputs: mpsc::Sender<Input>, tls: Arc<ClientConfig>, events: Events) -> Self {
         Self {
             conns: HashMap::new(),
             inputs,
@@ -84,7 +82,7 @@ impl Io for TokioIo {
     }
 
     fn publish(&mut self, event: JobEvent) {
-        let _ = self.events.send(event); // no subscriber is fine
+        self.events.publish(event);
     }
 }
 

@@ -72,7 +72,9 @@ fn a_corrupt_record_and_a_newer_record_are_reported_and_the_others_load() {
     }
     let corrupt = JobId(0x1111);
     let newer = JobId(0x2222);
-    store.put_raw(corrupt, b"BHJR\x01\x00\x00\x00{\"id\":").unwrap();
+    store
+        .put_raw(corrupt, b"BHJR\x01\x00\x00\x00{\"id\":")
+        .unwrap();
     let mut future = b"BHJR".to_vec();
     future.extend_from_slice(&(RECORD_VERSION + 1).to_le_bytes());
     future.extend_from_slice(b"{\"whatever\":1}");
@@ -109,7 +111,9 @@ fn a_store_damaged_after_writing_is_refused_not_trusted() {
     let (engine, ids) = engine_with_jobs(&["a"]);
     {
         let mut store = RedbStore::open(&path).unwrap();
-        store.put(ids[0], engine.job_record(ids[0]).unwrap()).unwrap();
+        store
+            .put(ids[0], engine.job_record(ids[0]).unwrap())
+            .unwrap();
     }
     // Scribble over everything after the header: pages, checksums, the lot.
     let mut bytes = std::fs::read(&path).unwrap();

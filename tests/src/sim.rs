@@ -255,7 +255,9 @@ impl Sim {
             .collect();
         records.sort_by_key(|r| (r.created(), r.id()));
         for record in records {
-            self.engine.restore(record).expect("a stored record restores");
+            self.engine
+                .restore(record)
+                .expect("a stored record restores");
             self.drain();
         }
         self.engine.handle(Input::Timeout { now: self.now });

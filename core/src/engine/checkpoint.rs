@@ -20,7 +20,10 @@ impl Engine {
     /// After body bytes up to `len` were written: checkpoint if enough bytes or time have passed.
     pub(super) fn checkpoint_if_due(&mut self, id: JobId, file: FileIndex, len: u64) {
         let now = self.now;
-        let (bytes, interval) = (self.config.checkpoint_bytes, self.config.checkpoint_interval);
+        let (bytes, interval) = (
+            self.config.checkpoint_bytes,
+            self.config.checkpoint_interval,
+        );
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };

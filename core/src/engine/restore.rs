@@ -71,7 +71,9 @@ impl Engine {
         let now = self.now;
         rec.last_progress = rec.last_progress.min(now);
         let longest_delay = Duration::from_secs(u64::from(rec.no_progress_timeout));
-        rec.retry_at = rec.retry_at.map(|at| at.min(now.saturating_add(longest_delay)));
+        rec.retry_at = rec
+            .retry_at
+            .map(|at| at.min(now.saturating_add(longest_delay)));
         let seq = self.take_seq();
         self.jobs.insert(id, Job::new(rec, seq));
         self.push_action(Action::Persist { job: id });
