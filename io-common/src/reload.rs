@@ -96,6 +96,7 @@ pub(crate) fn reload(
     }
     for b in &broken {
         tracing::warn!("job {} was not restored: {}", b.id, b.reason);
+        engine.reserve_id(b.id);
     }
     Ok(broken)
 }

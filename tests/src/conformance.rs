@@ -22,6 +22,7 @@ use backhaul_core::{
     JobState, JobType,
 };
 
+pub mod restart;
 pub mod scenarios;
 
 /// The longest any one scenario may run before it is failed as hung.
@@ -38,6 +39,10 @@ pub struct DriverSetup {
     /// The engine's RNG seed (job ids, temp names, retry jitter), fixed per scenario so a failure
     /// can be replayed.
     pub rng_seed: [u8; 32],
+    /// The job store file (`None`: in memory).
+    pub store: Option<PathBuf>,
+    /// `Config::checkpoint_bytes` (`None`: the default).
+    pub checkpoint_bytes: Option<u64>,
 }
 
 impl DriverSetup {
@@ -52,6 +57,8 @@ impl DriverSetup {
             ca_files: Vec::new(),
             use_system_roots: false,
             rng_seed,
+            store: None,
+            checkpoint_bytes: None,
         }
     }
 
@@ -97,6 +104,10 @@ pub trait Driver: Sized {
     fn set_no_progress_timeout(&self, job: JobId, secs: u32) -> Result<(), BitsError>;
     /// `Manager::info`.
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError>;
+    /// `Manager::jobs`.
+    fn jobs(&self) -> Result<Vec<JobId>, BitsError>;
+    /// `Manager::broken_records`, as (job, reason).
+    fn broken_records(&self) -> Vec<(JobId, String)>;
     /// `Manager::wait`, given up after `limit` (`None`).
     fn wait_timeout(&self, job: JobId, limit: Duration) -> Option<Result<JobState, BitsError>>;
     /// Every event received since [`Driver::start`].
@@ -360,6 +371,8 @@ macro_rules! conformance_suite {
                 two_files_in_one_job_transfer_in_order,
                 https_with_untrusted_certificate_fails_with_invalid_ca,
                 chunked_response_downloads_completely,
+                a_restarted_driver_reloads_its_jobs_and_resumes_from_the_checkpoint,
+                a_corrupt_record_is_reported_and_the_other_jobs_still_run,
             );
         }
     };

@@ -24,7 +24,7 @@ mod schedule;
 mod transfer;
 mod view;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -68,6 +68,8 @@ pub struct Engine {
     rng: ChaCha20Rng,
     now: Timestamp,
     jobs: BTreeMap<JobId, Job>,
+    /// Ids a new job must not get: records the store holds but could not restore.
+    reserved_ids: BTreeSet<JobId>,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: u64,
     next_seq: u64,
@@ -169,6 +171,7 @@ impl Engine {
             config,
             now,
             jobs: BTreeMap::new(),
+            reserved_ids: BTreeSet::new(),
             conns: BTreeMap::new(),
             next_conn: 1,
             next_seq: 1,
@@ -281,7 +284,7 @@ impl Engine {
         let id = loop {
             let hi = u128::from(self.rng.next_u64());
             let id = JobId((hi << 64) | u128::from(self.rng.next_u64()));
-            if !self.jobs.contains_key(&id) {
+            if !self.jobs.contains_key(&id) && !self.reserved_ids.contains(&id) {
                 break id;
             }
         };
@@ -466,9 +469,11 @@ impl Engine {
                 JobEvent::JobModification { job: id },
             ),
         }
-        if to.is_final() {
+        if to.is_final() && to != JobState::Cancelled {
             self.push_action(Action::Forget { job: id });
         } else {
+            // CANCELLED is persisted until `cancel` has deleted the temp files (then it forgets
+            // the job): a crash in between leaves a record that a restart finishes cancelling.
             self.push_action(Action::Persist { job: id });
         }
         self.needs_schedule = true;

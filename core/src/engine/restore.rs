@@ -3,8 +3,9 @@
 //!
 //! - CONNECTING and TRANSFERRING come back QUEUED: the scheduler starts them again.
 //! - QUEUED, SUSPENDED, ERROR and TRANSFERRED stay; TRANSIENT_ERROR keeps its retry time.
-//! - ACKNOWLEDGED and CANCELLED are final: their record should have been forgotten, so it is
-//!   (a `Forget` is queued) and the job is not restored.
+//! - ACKNOWLEDGED and CANCELLED are final: the job is not restored and its record is forgotten.
+//!   A CANCELLED record means a crash came while `cancel` deleted the temp files: they are
+//!   deleted (again) first.
 //! - Each unfinished file resumes from its last checkpoint (`synced`), never from bytes written
 //!   after it. A file marked completed whose completion was not checkpointed is not completed,
 //!   and a TRANSFERRED job with such a file is QUEUED again to fetch the rest.
@@ -27,6 +28,7 @@ use crate::job::JobState;
 use crate::output::Action;
 
 use super::{Engine, Job, JobRecord};
+use crate::ids::JobId;
 
 impl Engine {
     /// Puts a job back in the state its record says (see the module documentation for what a
@@ -45,6 +47,18 @@ impl Engine {
             ));
         }
         if rec.state.is_final() {
+            if rec.state == JobState::Cancelled {
+                for (i, f) in rec.files.iter().enumerate().filter(|(_, f)| !f.committed) {
+                    if let Some(path) = f.temp.clone() {
+                        let file = crate::ids::FileIndex::try_from(i).unwrap_or(u32::MAX);
+                        self.push_action(Action::DeleteTemp {
+                            job: id,
+                            file,
+                            path,
+                        });
+                    }
+                }
+            }
             self.push_action(Action::Forget { job: id });
             return Ok(());
         }
@@ -79,6 +93,12 @@ impl Engine {
         self.push_action(Action::Persist { job: id });
         self.needs_schedule = true;
         Ok(())
+    }
+
+    /// Keeps `id` from ever being given to a new job: the store holds a record under it that
+    /// could not be restored (corrupt, or from a newer version), which a new job would overwrite.
+    pub fn reserve_id(&mut self, id: JobId) {
+        self.reserved_ids.insert(id);
     }
 }
 
@@ -390,15 +410,39 @@ mod tests {
     }
 
     #[test]
-    fn final_records_are_forgotten_not_restored() {
-        for state in [JobState::Acknowledged, JobState::Cancelled] {
-            let rec = record_in(state);
-            let id = rec.id;
-            let mut engine = Engine::new(Config::new([10; 32]), T0);
-            engine.restore(rec).unwrap();
-            assert_eq!(actions(&mut engine), vec![Action::Forget { job: id }]);
-            assert!(engine.job(id).is_err());
-        }
+    fn final_records_are_forgotten_not_restored_and_a_cancel_deletes_its_temp_files() {
+        let rec = record_in(JobState::Acknowledged);
+        let id = rec.id;
+        let mut engine = Engine::new(Config::new([10; 32]), T0);
+        engine.restore(rec).unwrap();
+        assert_eq!(actions(&mut engine), vec![Action::Forget { job: id }]);
+        assert!(engine.job(id).is_err());
+
+        let rec = record_in(JobState::Cancelled);
+        let mut engine = Engine::new(Config::new([10; 32]), T0);
+        engine.restore(rec).unwrap();
+        let delete = Action::DeleteTemp {
+            job: id,
+            file: 0,
+            path: "/dl/.a.1.backhaul".into(),
+        };
+        assert_eq!(
+            actions(&mut engine),
+            vec![delete, Action::Forget { job: id }]
+        );
+        assert!(engine.job(id).is_err());
+    }
+
+    #[test]
+    fn a_reserved_id_is_never_given_to_a_new_job() {
+        let rec = record_in(JobState::Suspended);
+        // Same seed as the engine that created the record: the first id it draws is the record's.
+        let mut engine = Engine::new(Config::new([9; 32]), T0);
+        engine.reserve_id(rec.id);
+        let new = engine
+            .create_job("k", JobType::Download, Owner("o".into()))
+            .unwrap();
+        assert_ne!(new, rec.id);
     }
 
     #[test]

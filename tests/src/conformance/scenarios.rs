@@ -21,6 +21,11 @@ use crate::data::{deterministic_bytes, sha256_hex};
 use crate::pki::TestPki;
 use crate::server::{Behavior, FileSpec, Route, Step, TestServer};
 
+pub use super::restart::{
+    a_corrupt_record_is_reported_and_the_other_jobs_still_run,
+    a_restarted_driver_reloads_its_jobs_and_resumes_from_the_checkpoint,
+};
+
 /// A transfer of a few hundred KiB over loopback settles within this.
 const SMALL_TRANSFER: Duration = Duration::from_secs(60);
 /// A transfer of tens of MiB in a debug build settles within this.
