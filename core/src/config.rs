@@ -47,6 +47,11 @@ pub struct Config {
     /// CRLs (DER) for `BG_SSL_ENABLE_CRL_CHECK`, loaded by the driver from files: used while
     /// current, before anything is fetched from a certificate's distribution points.
     pub crl_files: Vec<Vec<u8>>,
+    /// A running file is checkpointed (temp file synced, then its offset persisted) after this
+    /// many bytes…
+    pub checkpoint_bytes: u64,
+    /// …or after this long, whichever comes first. A restart resumes from the last checkpoint.
+    pub checkpoint_interval: Duration,
 }
 
 impl Config {
@@ -70,6 +75,8 @@ impl Config {
             trust_anchors: Vec::new(),
             proxy_environment: ProxyEnvironment::default(),
             crl_files: Vec::new(),
+            checkpoint_bytes: 8 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(5),
         }
     }
 }

@@ -119,6 +119,18 @@ pub enum Input {
         /// What failed.
         error: IoFailure,
     },
+    /// [`Action::SyncFile`](crate::Action::SyncFile) succeeded: the first `len` bytes of the
+    /// temp file are on disk.
+    FileSynced {
+        /// Current wall time.
+        now: Timestamp,
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// The `len` of the `SyncFile` action.
+        len: u64,
+    },
     /// [`Action::CommitFile`](crate::Action::CommitFile) succeeded: the file is at its local name.
     FileCommitted {
         /// Current wall time.
@@ -155,6 +167,7 @@ impl Input {
             | Input::ConnectionFailed { now, .. }
             | Input::TempOpened { now, .. }
             | Input::FileFailed { now, .. }
+            | Input::FileSynced { now, .. }
             | Input::FileCommitted { now, .. }
             | Input::CrlFetched { now, .. } => *now,
         }
@@ -175,6 +188,7 @@ impl Input {
             | Input::ConnectionFailed { now, .. }
             | Input::TempOpened { now, .. }
             | Input::FileFailed { now, .. }
+            | Input::FileSynced { now, .. }
             | Input::FileCommitted { now, .. }
             | Input::CrlFetched { now, .. } => *now = at,
         }
@@ -188,8 +202,9 @@ impl Input {
 pub enum FileOp {
     /// [`Action::OpenTemp`](crate::Action::OpenTemp).
     OpenTemp,
-    /// [`Action::WriteFile`](crate::Action::WriteFile) or
-    /// [`Action::TruncateFile`](crate::Action::TruncateFile).
+    /// [`Action::WriteFile`](crate::Action::WriteFile),
+    /// [`Action::TruncateFile`](crate::Action::TruncateFile) or
+    /// [`Action::SyncFile`](crate::Action::SyncFile).
     Write,
     /// [`Action::CommitFile`](crate::Action::CommitFile).
     Commit,

@@ -120,6 +120,18 @@ pub enum Action {
         /// New length.
         len: u64,
     },
+    /// Flush the open temp file's data to disk (`fdatasync`): its first `len` bytes must be
+    /// durable before [`Input::FileSynced`](crate::Input::FileSynced) is reported with the same
+    /// `len`. A failure is reported as [`Input::FileFailed`](crate::Input::FileFailed) with
+    /// [`FileOp::Write`](crate::FileOp::Write).
+    SyncFile {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+        /// Length of the data the sync covers (echoed in `FileSynced`).
+        len: u64,
+    },
     /// Close the temp file's handle (the file stays). Nothing is reported.
     CloseFile {
         /// The job.

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{Sender, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
@@ -30,10 +30,8 @@ use backhaul_io::{clock, crl_fetch, tls, CertificateRequest, Io, OffThread, Read
 use bytes::Bytes;
 use rustls::{ClientConfig, ClientConnection};
 
+use crate::events::Subscribers;
 use crate::{CertificateValidator, Msg};
-
-/// The application's event subscribers.
-pub(crate) type Subscribers = Arc<Mutex<Vec<Sender<JobEvent>>>>;
 
 /// Connections and event subscribers, as the engine thread's [`Host`](backhaul_io::Host) sees them.
 pub(crate) struct ThreadIo {
@@ -134,7 +132,7 @@ impl Io for ThreadIo {
                 self.validators.remove(&job);
             }
         }
-        lock(&self.subscribers).retain(|s| s.send(event.clone()).is_ok());
+        self.subscribers.publish(event);
     }
 
     fn run_off_thread(&mut self, work: OffThread) {

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod events;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -23,14 +24,15 @@ use backhaul_core::{
 };
 use backhaul_io::{Command, Host};
 
-pub use backhaul_io::{CertificateRequest, DriverConfig, DriverError};
+pub use backhaul_io::{BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreLocation};
 
 /// The application's server-certificate validation callback on threads: accepts (`Ok(())`)
 /// or rejects with a failure HRESULT. It runs on a thread of its own and may block.
 pub type CertificateValidator =
     Arc<dyn Fn(&CertificateRequest) -> Result<(), HResult> + Send + Sync>;
 
-use crate::conn::{lock, Subscribers, ThreadIo};
+use crate::conn::{lock, ThreadIo};
+use crate::events::Subscribers;
 
 /// Messages waiting for the engine thread; beyond this, connections stop reading (and
 /// commands wait their turn).
@@ -69,7 +71,8 @@ impl std::fmt::Debug for Manager {
 }
 
 impl Manager {
-    /// Load the trust anchors, create the engine and start its thread.
+    /// Load the trust anchors, open the store and restore its jobs, create the engine and start
+    /// its thread.
     pub fn new(config: DriverConfig) -> Result<Self, DriverError> {
         let tls = backhaul_io::tls::client_config()?;
         let host = Host::new(config)?;
@@ -282,9 +285,16 @@ impl Manager {
         self.call(move |e| e.job(job).map(|view| view.info()))?
     }
 
-    /// `EnumJobs`: every job not in a final state, oldest first.
+    /// `EnumJobs`: every job not in a final state, oldest first (after a restart: every job
+    /// reloaded from the store, to re-attach to).
     pub fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
         Ok(self.call(|e| e.jobs())?)
+    }
+
+    /// Records the store held that could not be restored (corrupt, or from a newer version):
+    /// those jobs are not in the engine; their records stay in the store untouched.
+    pub fn broken_records(&self) -> Result<Vec<BrokenRecord>, DriverError> {
+        self.host(|host| host.broken_records().to_vec())
     }
 
     /// Waits until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED and returns that
@@ -302,11 +312,12 @@ impl Manager {
         state.recv().map_err(|_| DriverError::Stopped.into())
     }
 
-    /// Every [`JobEvent`] from now on. The channel is unbounded: keep reading it, or drop it.
+    /// Every [`JobEvent`] from now on — first, the events published while no subscriber
+    /// existed (since start, e.g. after a restart, up to 1,024), as BITS delivers callbacks for
+    /// events that happened before registration. The channel is unbounded: keep reading it, or
+    /// drop it.
     pub fn subscribe(&self) -> Receiver<JobEvent> {
-        let (sender, receiver) = mpsc::channel();
-        lock(&self.inner.subscribers).push(sender);
-        receiver
+        self.inner.subscribers.subscribe()
     }
 
     /// Stop the engine thread and wait for it: connections and files are closed (temp files

@@ -48,3 +48,22 @@ fn dropping_the_last_manager_stops_the_engine_thread() {
     let ended = events.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(ended, Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
 }
+
+#[test]
+fn events_from_before_the_first_subscription_are_delivered_to_it_once() {
+    use backhaul_core::{JobEvent, JobState, JobType};
+    let manager = Manager::new(config()).unwrap();
+    let job = manager.create_job("early", JobType::Download).unwrap();
+    manager.cancel(job).unwrap(); // StateChanged with nobody subscribed
+    let first = manager.subscribe();
+    let got = first
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        matches!(got, JobEvent::StateChanged { job: j, to: JobState::Cancelled, .. } if j == job),
+        "{got:?}"
+    );
+    let second = manager.subscribe();
+    assert!(second.try_recv().is_err(), "the backlog is delivered once");
+    manager.shutdown();
+}

@@ -5,8 +5,8 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use crate::reload::StoreLocation;
 use backhaul_core::{BitsError, Config, HResult, Owner};
-use backhaul_store::JobStore;
 
 /// How a driver is set up: the engine's [`Config`] plus what only a driver can provide.
 pub struct DriverConfig {
@@ -19,8 +19,9 @@ pub struct DriverConfig {
     /// CRL files (PEM or DER) for `BG_SSL_ENABLE_CRL_CHECK`, read at startup into the
     /// engine's `crl_files`.
     pub crl_files: Vec<PathBuf>,
-    /// Where jobs are persisted; `None` keeps them in memory ([`backhaul_store::MemoryStore`]).
-    pub store: Option<Box<dyn JobStore>>,
+    /// Where jobs are persisted (default: in memory). A store that holds jobs is reloaded:
+    /// the manager starts with every job in it.
+    pub store: StoreLocation,
     /// The owner of the jobs this driver creates (default: [`default_owner`]).
     pub owner: Owner,
 }
@@ -34,7 +35,7 @@ impl DriverConfig {
             ca_files: Vec::new(),
             use_system_roots: true,
             crl_files: Vec::new(),
-            store: None,
+            store: StoreLocation::Memory,
             owner: default_owner(),
         }
     }
@@ -53,7 +54,7 @@ impl fmt::Debug for DriverConfig {
             .field("ca_files", &self.ca_files)
             .field("use_system_roots", &self.use_system_roots)
             .field("crl_files", &self.crl_files)
-            .field("store", &self.store.as_ref().map(|_| "custom"))
+            .field("store", &self.store)
             .field("owner", &self.owner)
             .finish()
     }
@@ -82,6 +83,9 @@ pub enum DriverError {
     /// An I/O failure while starting.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The job store could not be opened or read (the message names its file).
+    #[error(transparent)]
+    Store(#[from] backhaul_store::StoreError),
     /// The TLS client configuration could not be built.
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),

@@ -101,6 +101,13 @@ impl TempFiles {
             .map_err(|err| io_failure_on(job, file, "truncate", &err))
     }
 
+    /// `Action::SyncFile`: flush the file's data to disk (`fdatasync`).
+    pub fn sync(&mut self, job: JobId, file: FileIndex) -> Result<(), IoFailure> {
+        self.handle(job, file)?
+            .sync_data()
+            .map_err(|err| io_failure_on(job, file, "sync", &err))
+    }
+
     /// `Action::CloseFile`: drop the handle (the file stays).
     pub fn close(&mut self, job: JobId, file: FileIndex) {
         self.open.remove(&(job, file));
@@ -112,6 +119,10 @@ impl TempFiles {
     /// Once the rename is done the file is at its local name: a failing directory sync is only
     /// logged (some filesystems cannot sync a directory), since reporting it would make core
     /// retry a commit whose temp file is gone.
+    ///
+    /// A commit is idempotent across a crash: when the temp file is gone and a regular file is
+    /// at `dest`, the rename already happened in an earlier run that died before its record
+    /// was forgotten, and the commit succeeds.
     pub fn commit(
         &mut self,
         job: JobId,
@@ -121,7 +132,18 @@ impl TempFiles {
     ) -> Result<(), IoFailure> {
         let handle = match self.open.remove(&(job, file)) {
             Some(handle) => handle,
-            None => open_no_follow(temp, false).map_err(|err| file_failure("open", temp, &err))?,
+            None => match open_no_follow(temp, false) {
+                Ok(handle) => handle,
+                Err(err) if err.kind() == io::ErrorKind::NotFound && is_regular_file(dest) => {
+                    tracing::info!(
+                        "{} is already at {}: committed before a restart",
+                        temp.display(),
+                        dest.display()
+                    );
+                    return Ok(());
+                }
+                Err(err) => return Err(file_failure("open", temp, &err)),
+            },
         };
         handle
             .set_permissions(Permissions::from_mode(FINISHED_MODE))
@@ -177,6 +199,10 @@ fn open_no_follow(path: &Path, create: bool) -> io::Result<File> {
         options.create_new(true).mode(TEMP_MODE);
     }
     options.open(path)
+}
+
+fn is_regular_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn io_failure_on(job: JobId, file: FileIndex, op: &str, err: &io::Error) -> IoFailure {

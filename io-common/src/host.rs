@@ -3,6 +3,8 @@
 //!
 //! The loop every driver runs (DESIGN.md, "The drivers"):
 //!
+//! 0. [`Host::new`] opens the store and restores every job in it ([`Host::broken_records`]
+//!    lists those it could not);
 //! 1. start: [`Host::start`], then repeatedly
 //! 2. wait for the first of: a connection's input → [`Host::handle`]; an application command →
 //!    [`Host::call`]; [`Host::sleep_for`] elapsing → [`Host::handle_wake`].
@@ -20,13 +22,14 @@ use backhaul_core::{
     Action, BitsError, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, JobEvent, JobId,
     JobState, JobType, Output, Owner, Timestamp,
 };
-use backhaul_store::{JobStore, MemoryStore};
+use backhaul_store::JobStore;
 use bytes::Bytes;
 
 use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
 use crate::program::{run_program, RunAs};
+use crate::reload::{open_store, reload, BrokenRecord};
 use crate::tls::{load_crl_files, load_trust_anchors};
 use crate::validation::CertificateRequest;
 
@@ -81,6 +84,8 @@ pub struct Host {
     engine: Engine,
     files: TempFiles,
     store: Box<dyn JobStore>,
+    /// Records the store held that could not be restored.
+    broken: Vec<BrokenRecord>,
     owner: Owner,
     /// Connections core asked for and has neither closed nor heard the end of: inputs about
     /// any other connection are late and dropped.
@@ -92,7 +97,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// Load the trust anchors into the engine's config, open the store, create the engine.
+    /// Load the trust anchors into the engine's config, open the store, create the engine and
+    /// restore every job the store holds (oldest first).
     pub fn new(config: DriverConfig) -> Result<Self, DriverError> {
         let DriverConfig {
             mut core,
@@ -108,14 +114,17 @@ impl Host {
             core.proxy_environment = proxy_environment();
         }
         core.crl_files.extend(load_crl_files(&crl_files)?);
-        let engine = Engine::new(core, clock::now());
+        let mut engine = Engine::new(core, clock::now());
         for (index, reason) in engine.rejected_anchors() {
             tracing::warn!("trust anchor #{index} skipped by the engine: {reason}");
         }
+        let store = open_store(store)?;
+        let broken = reload(&mut engine, store.as_ref())?;
         Ok(Self {
             engine,
             files: TempFiles::new(),
-            store: store.unwrap_or_else(|| Box::new(MemoryStore::new())),
+            store,
+            broken,
             owner,
             live: HashSet::new(),
             waiters: HashMap::new(),
@@ -124,9 +133,16 @@ impl Host {
         })
     }
 
-    /// Drain whatever the new engine has to do; call once before the loop.
+    /// Drain whatever the new engine has to do (the restored records), then let it schedule
+    /// the restored jobs; call once before the loop.
     pub fn start(&mut self, io: &mut impl Io) {
         self.drain(io);
+        self.handle(Input::Timeout { now: clock::now() }, io);
+    }
+
+    /// Records the store held that could not be restored (corrupt, from a newer version).
+    pub fn broken_records(&self) -> &[BrokenRecord] {
+        &self.broken
     }
 
     /// A fact from one of the driver's connections.
@@ -314,6 +330,15 @@ impl Host {
                 done.err()
                     .map(|error| file_failed(job, file, FileOp::Write, error))
             }
+            Action::SyncFile { job, file, len } => Some(match self.files.sync(job, file) {
+                Ok(()) => Input::FileSynced {
+                    now: clock::now(),
+                    job,
+                    file,
+                    len,
+                },
+                Err(error) => file_failed(job, file, FileOp::Write, error),
+            }),
             Action::CloseFile { job, file } => {
                 self.files.close(job, file);
                 None

@@ -3,7 +3,8 @@
 //! What both backhaul drivers share, so that neither writes it twice:
 //!
 //! - [`Host`]: the engine plus everything a driver does without sockets — the drain loop, the
-//!   file actions ([`TempFiles`]), the job store, `wait` waiters. A driver implements [`Io`]
+//!   file actions ([`TempFiles`]), the job store and the reload of its jobs
+//!   ([`StoreLocation`], [`BrokenRecord`]), `wait` waiters. A driver implements [`Io`]
 //!   (connect, send, close, publish an event) and moves inputs, commands and timer wake-ups
 //!   into the host; it holds no policy of its own.
 //! - [`DriverConfig`] and [`DriverError`]: the configuration and errors of both drivers.
@@ -12,10 +13,12 @@
 //! - [`failure`]: `io::Error` → [`IoFailure`](backhaul_core::IoFailure).
 //! - [`clock`]: wall time for the engine.
 //! - [`crl_fetch`]: the blocking HTTP GET behind `Action::FetchCrl`.
+//! - [`EventBacklog`]: events kept while no subscriber listens, for the next one.
 // One `unsafe` block (clearing supplementary groups before running a notify program as its
 // owner, `program.rs`); everything else is safe code.
 #![deny(unsafe_code)]
 
+mod backlog;
 mod buffer;
 pub mod clock;
 mod config;
@@ -24,14 +27,17 @@ pub mod failure;
 mod files;
 mod host;
 mod program;
+mod reload;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tls;
 mod validation;
 
+pub use crate::backlog::{EventBacklog, EVENT_BACKLOG};
 pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
 pub use crate::files::{check_local_name, TempFiles};
 pub use crate::host::{Command, Host, Io, OffThread, Waiter};
 pub use crate::program::{run_program, RunAs};
+pub use crate::reload::{default_store_path, BrokenRecord, StoreLocation};
 pub use crate::validation::CertificateRequest;

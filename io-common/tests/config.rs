@@ -11,7 +11,7 @@ fn a_default_config_owns_jobs_as_the_current_uid_and_trusts_system_roots() {
     assert!(config.owner.0.starts_with("uid:"), "{}", config.owner);
     assert_eq!(config.owner, default_owner());
     assert!(config.use_system_roots);
-    assert!(config.store.is_none());
+    assert!(matches!(config.store, backhaul_io::StoreLocation::Memory));
     assert!(config.ca_files.is_empty());
 }
 

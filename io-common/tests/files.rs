@@ -143,6 +143,31 @@ fn committing_a_missing_temp_file_fails_and_creates_nothing() {
 }
 
 #[test]
+fn a_commit_repeated_after_a_crash_that_had_renamed_the_file_succeeds_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join(".x.tmp");
+    let dest = dir.path().join("x.bin");
+    let mut files = TempFiles::new();
+    files.open_temp(JOB, 0, &temp, true).unwrap();
+    files.write(JOB, 0, 0, b"abc").unwrap();
+    files.commit(JOB, 0, &temp, &dest).unwrap();
+    // A new process (no handle) commits again: the temp file is gone, the file is in place.
+    TempFiles::new().commit(JOB, 0, &temp, &dest).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), b"abc");
+}
+
+#[test]
+fn sync_flushes_an_open_temp_file_and_fails_on_one_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join(".x.tmp");
+    let mut files = TempFiles::new();
+    files.open_temp(JOB, 0, &temp, true).unwrap();
+    files.write(JOB, 0, 0, b"abc").unwrap();
+    assert_eq!(files.sync(JOB, 0), Ok(()));
+    assert!(files.sync(JOB, 1).is_err());
+}
+
+#[test]
 fn deleting_a_temp_file_closes_and_removes_it() {
     let dir = tempfile::tempdir().unwrap();
     let temp = dir.path().join(".x.tmp");

@@ -19,10 +19,11 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
+use crate::events::Events;
 use crate::CertificateValidator;
 
 /// Connections and event subscribers, as the engine task's [`Host`](backhaul_io::Host) sees them.
@@ -32,7 +33,7 @@ pub(crate) struct TokioIo {
     validators: HashMap<JobId, CertificateValidator>,
     inputs: mpsc::Sender<Input>,
     tls: Arc<ClientConfig>,
-    events: broadcast::Sender<JobEvent>,
+    events: Events,
 }
 
 /// The engine task's handle on one connection task.
@@ -57,11 +58,7 @@ impl Drop for Conn {
 
 impl TokioIo {
     /// Connection tasks report on `inputs`; events go to `events`' subscribers.
-    pub(crate) fn new(
-        inputs: mpsc::Sender<Input>,
-        tls: Arc<ClientConfig>,
-        events: broadcast::Sender<JobEvent>,
-    ) -> Self {
+    pub(crate) fn new(inputs: mpsc::Sender<Input>, tls: Arc<ClientConfig>, events: Events) -> Self {
         Self {
             conns: HashMap::new(),
             validators: HashMap::new(),
@@ -137,7 +134,7 @@ impl Io for TokioIo {
                 self.validators.remove(&job);
             }
         }
-        let _ = self.events.send(event); // no subscriber is fine
+        self.events.publish(event);
     }
 
     fn run_off_thread(&mut self, work: OffThread) {

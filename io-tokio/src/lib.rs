@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod events;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -25,9 +26,11 @@ use backhaul_core::{
 };
 use backhaul_io::{Command, Host};
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::events::Events;
 use tokio::time::Instant;
 
-pub use backhaul_io::{CertificateRequest, DriverConfig, DriverError};
+pub use backhaul_io::{BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreLocation};
 
 /// The application's server-certificate validation callback on tokio: an async function of
 /// the [`CertificateRequest`] that accepts (`Ok(())`) or rejects with a failure HRESULT. Make
@@ -64,8 +67,6 @@ use crate::conn::TokioIo;
 /// Each may hold a slice of a 256 KiB read buffer, so this bounds the memory in flight: 32 gave
 /// a 23 MiB peak RSS for one 512 MiB HTTP download, 8 gives 11 MiB at the same speed.
 const INPUT_QUEUE: usize = 8;
-/// Events kept for a slow subscriber before it misses some (`RecvError::Lagged`).
-const EVENT_QUEUE: usize = 1024;
 
 enum Msg {
     Call(Command<TokioIo>),
@@ -77,11 +78,12 @@ enum Msg {
 #[derive(Clone, Debug)]
 pub struct Manager {
     commands: mpsc::UnboundedSender<Msg>,
-    events: broadcast::Sender<JobEvent>,
+    events: Events,
 }
 
 impl Manager {
-    /// Load the trust anchors, create the engine and spawn its task. Call inside a tokio runtime.
+    /// Load the trust anchors, open the store and restore its jobs, create the engine and spawn
+    /// its task. Call inside a tokio runtime.
     pub fn new(config: DriverConfig) -> Result<Self, DriverError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|err| DriverError::Runtime(err.to_string()))?;
@@ -89,7 +91,7 @@ impl Manager {
         let host = Host::new(config)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
-        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let events = Events::new();
         let io = TokioIo::new(inputs, tls, events.clone());
         runtime.spawn(run(host, io, command_rx, input_rx));
         Ok(Self { commands, events })
@@ -317,9 +319,16 @@ impl Manager {
             .await?
     }
 
-    /// `EnumJobs`: every job not in a final state, oldest first.
+    /// `EnumJobs`: every job not in a final state, oldest first (after a restart: every job
+    /// reloaded from the store, to re-attach to).
     pub async fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
         Ok(self.call(|e| e.jobs()).await?)
+    }
+
+    /// Records the store held that could not be restored (corrupt, or from a newer version):
+    /// those jobs are not in the engine; their records stay in the store untouched.
+    pub async fn broken_records(&self) -> Result<Vec<BrokenRecord>, DriverError> {
+        self.host(|host| host.broken_records().to_vec()).await
     }
 
     /// Waits until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED and returns that
@@ -338,8 +347,10 @@ impl Manager {
         state.await.map_err(|_| DriverError::Stopped.into())
     }
 
-    /// Every [`JobEvent`] from now on. A receiver that falls more than 1,024 events behind
-    /// misses some (`RecvError::Lagged`).
+    /// Every [`JobEvent`] from now on — first, the events published while no receiver
+    /// existed (since start, e.g. after a restart, up to 1,024), as BITS delivers callbacks for
+    /// events that happened before registration. A receiver that falls more than 1,024 events
+    /// behind misses some (`RecvError::Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.events.subscribe()
     }

@@ -50,3 +50,23 @@ async fn after_shutdown_every_clone_reports_the_engine_stopped() {
         "the event stream ends with the engine"
     );
 }
+
+#[tokio::test]
+async fn events_from_before_the_first_subscription_are_delivered_to_it_once() {
+    use backhaul_core::{JobEvent, JobState, JobType};
+    let manager = Manager::new(config()).unwrap();
+    let job = manager
+        .create_job("early", JobType::Download)
+        .await
+        .unwrap();
+    manager.cancel(job).await.unwrap(); // StateChanged with nobody subscribed
+    let mut first = manager.subscribe();
+    let got = first.recv().await.unwrap();
+    assert!(
+        matches!(got, JobEvent::StateChanged { job: j, to: JobState::Cancelled, .. } if j == job),
+        "{got:?}"
+    );
+    let mut second = manager.subscribe();
+    assert!(second.try_recv().is_err(), "the backlog is delivered once");
+    manager.shutdown().await;
+}

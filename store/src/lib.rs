@@ -1,17 +1,19 @@
 //! # backhaul-store
 //!
 //! Where jobs are kept between runs: versioned job records ([`encode_record`],
-//! [`decode_record`]) and the [`JobStore`] trait the drivers persist through. This crate holds
-//! the record encoding and an in-memory store; the crash-safe on-disk store comes with the
-//! durability work.
+//! [`decode_record`]) and the [`JobStore`] trait the drivers persist through, with two stores:
+//! [`RedbStore`], crash-safe on disk, and [`MemoryStore`], for tests and throwaway managers.
+//! The record format and its versioning are described in `docs/store.md`.
 
 #![forbid(unsafe_code)]
 
 mod memory;
 mod record;
+mod redb;
 
 pub use crate::memory::MemoryStore;
 pub use crate::record::{decode_record, encode_record, RECORD_VERSION};
+pub use crate::redb::RedbStore;
 
 use backhaul_core::{JobId, JobRecord};
 

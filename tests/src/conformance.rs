@@ -23,6 +23,7 @@ use backhaul_core::{
     JobPriority, JobState, JobType,
 };
 
+pub mod restart;
 pub mod scenarios;
 
 /// The longest any one scenario may run before it is failed as hung.
@@ -39,6 +40,10 @@ pub struct DriverSetup {
     /// The engine's RNG seed (job ids, temp names, retry jitter), fixed per scenario so a failure
     /// can be replayed.
     pub rng_seed: [u8; 32],
+    /// The job store file (`None`: in memory).
+    pub store: Option<PathBuf>,
+    /// `Config::checkpoint_bytes` (`None`: the default).
+    pub checkpoint_bytes: Option<u64>,
 }
 
 impl DriverSetup {
@@ -53,6 +58,8 @@ impl DriverSetup {
             ca_files: Vec::new(),
             use_system_roots: false,
             rng_seed,
+            store: None,
+            checkpoint_bytes: None,
         }
     }
 
@@ -123,6 +130,10 @@ pub trait Driver: Sized {
     ) -> Result<(), BitsError>;
     /// `Manager::info`.
     fn info(&self, job: JobId) -> Result<JobInfo, BitsError>;
+    /// `Manager::jobs`.
+    fn jobs(&self) -> Result<Vec<JobId>, BitsError>;
+    /// `Manager::broken_records`, as (job, reason).
+    fn broken_records(&self) -> Vec<(JobId, String)>;
     /// `Manager::wait`, given up after `limit` (`None`).
     fn wait_timeout(&self, job: JobId, limit: Duration) -> Option<Result<JobState, BitsError>>;
     /// Every event received since [`Driver::start`].
@@ -399,6 +410,8 @@ macro_rules! conformance_suite {
                 crl_check_downloads_when_the_certificate_is_not_revoked,
                 crl_check_fails_a_revoked_certificate_with_0x80072f8a,
                 crl_check_fails_closed_when_the_crl_is_unreachable_with_0x80072f19,
+                a_restarted_driver_reloads_its_jobs_and_resumes_from_the_checkpoint,
+                a_corrupt_record_is_reported_and_the_other_jobs_still_run,
             );
         }
     };

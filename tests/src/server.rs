@@ -123,6 +123,8 @@ pub struct FileSpec {
     /// Send GET bodies with `Transfer-Encoding: chunked` instead of `Content-Length`. A HEAD
     /// still reports the `Content-Length`, as a server that knows the file's size would.
     pub chunked: bool,
+    /// Send bodies at about this many bytes per second (`None`: as fast as possible).
+    pub bytes_per_second: Option<u64>,
 }
 
 /// A request as the server received it, with what it answered.
@@ -378,6 +380,7 @@ impl FileSpec {
             etag: Some(format!("\"{}\"", &digest[..16])),
             last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_string()),
             chunked: false,
+            bytes_per_second: None,
         }
     }
 
@@ -396,6 +399,12 @@ impl FileSpec {
     /// The same file, GET bodies sent chunked.
     pub fn chunked(mut self) -> FileSpec {
         self.chunked = true;
+        self
+    }
+
+    /// The same file, bodies sent at about `rate` bytes per second (a slow server).
+    pub fn throttled(mut self, rate: u64) -> FileSpec {
+        self.bytes_per_second = Some(rate.max(1));
         self
     }
 
@@ -754,7 +763,15 @@ fn serve_file<S: Write>(
         _ => None,
     };
     let to_send = truncated.as_ref().unwrap_or(&body);
-    for piece in to_send.chunks(WRITE_CHUNK) {
+    // Throttled: about 16 pieces a second, each followed by the pause that keeps the rate.
+    let piece_len = file.bytes_per_second.map_or(WRITE_CHUNK, |rate| {
+        to_usize(rate / 16).clamp(1, WRITE_CHUNK)
+    });
+    for piece in to_send.chunks(piece_len) {
+        if let Some(rate) = file.bytes_per_second {
+            let pause = Duration::from_secs_f64(piece.len() as f64 / rate as f64);
+            std::thread::sleep(pause);
+        }
         if chunked {
             sent.body(
                 stream,

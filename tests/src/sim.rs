@@ -6,6 +6,11 @@
 //! `step` performs the engine's pending actions, then delivers the earliest scheduled input (or
 //! fires the engine's timer); `drive` steps until nothing is left to do; `drive_until` stops at
 //! a condition. Both are bounded and panic on a livelock, naming the seed.
+//!
+//! Durability is modelled too: `Persist`/`Forget` keep encoded records in [`Sim::store`], each
+//! file keeps what a `SyncFile` (or a commit) made durable apart from what was written, and
+//! [`Sim::crash`] replaces the engine by a new one restored from the store — after a power
+//! loss, every file falls back to its durable bytes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use backhaul_core::{
     Action, Config, ConnId, Engine, FileIndex, FileOp, HResult, Input, IoFailure, IoFailureKind,
-    JobEvent, JobId, JobState, Output, Owner, Timestamp,
+    JobEvent, JobId, JobRecord, JobState, Output, Owner, Timestamp,
 };
 use bytes::Bytes;
 
@@ -111,8 +116,10 @@ struct SimProxy {
 /// A file of the in-memory file system.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimFile {
-    /// Contents.
+    /// Contents, as written (the page cache).
     pub data: Vec<u8>,
+    /// Contents as of the last sync: what survives a power loss.
+    pub durable: Vec<u8>,
 }
 
 /// The simulated world around one engine.
@@ -132,6 +139,12 @@ pub struct Sim {
     pub connects: u32,
     /// Times a job record was persisted.
     pub persists: u32,
+    /// The job store: each job's last persisted record, encoded as on disk.
+    pub store: BTreeMap<JobId, Vec<u8>>,
+    /// Every `SyncFile` performed: (job, file, len).
+    pub syncs: Vec<(JobId, FileIndex, u64)>,
+    /// Times the engine was replaced by one restored from the store.
+    pub restarts: u32,
     /// Write failures to inject: when set, writes fail with this kind.
     pub fail_writes: Option<IoFailureKind>,
     /// Directories that exist (files may only be created in these).
@@ -185,6 +198,9 @@ impl Sim {
             files: BTreeMap::new(),
             connects: 0,
             persists: 0,
+            store: BTreeMap::new(),
+            syncs: Vec::new(),
+            restarts: 0,
             fail_writes: None,
             dirs: vec![PathBuf::from("/dl")],
             verdicts: VecDeque::new(),
@@ -263,6 +279,47 @@ impl Sim {
     /// The current virtual time.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// The record the store holds for `id`, decoded.
+    pub fn stored(&self, id: JobId) -> Option<JobRecord> {
+        let bytes = self.store.get(&id)?;
+        Some(backhaul_store::decode_record(bytes).expect("the store holds valid records"))
+    }
+
+    /// The process dies now and a new one starts `downtime` later: connections, open files and
+    /// undelivered inputs are gone; with `power_loss`, so is every byte not synced. The new
+    /// engine restores every stored record (oldest first), then runs its scheduler.
+    pub fn crash(&mut self, power_loss: bool, downtime: Duration) {
+        self.restarts += 1;
+        let mut config = self.engine.config().clone();
+        config.rng_seed[31] ^= self.restarts as u8;
+        self.conns.clear();
+        self.open_files.clear();
+        self.pending.clear();
+        self.results.clear();
+        self.last_timeout = None;
+        if power_loss {
+            for file in self.files.values_mut() {
+                file.data = file.durable.clone();
+            }
+        }
+        self.now = self.now.saturating_add(downtime);
+        self.engine = Engine::new(config, self.now);
+        let mut records: Vec<JobRecord> = self
+            .store
+            .keys()
+            .filter_map(|id| self.stored(*id))
+            .collect();
+        records.sort_by_key(|r| (r.created(), r.id()));
+        for record in records {
+            self.engine
+                .restore(record)
+                .expect("a stored record restores");
+            self.drain();
+        }
+        self.engine.handle(Input::Timeout { now: self.now });
+        self.drain();
     }
 
     /// Moves the clock forward by `d` (firing timers that fall due on the way).
@@ -569,6 +626,23 @@ impl Sim {
                     .data
                     .truncate(len as usize);
             }
+            Action::SyncFile { job, file, len } => {
+                let path = self
+                    .open_files
+                    .get(&(job, file))
+                    .expect("sync an open file")
+                    .clone();
+                // Like fdatasync, it syncs what is there (shorter than `len` after failed writes).
+                let f = self.files.entry(path).or_default();
+                f.durable = f.data.clone();
+                self.syncs.push((job, file, len));
+                self.results.push_back(Input::FileSynced {
+                    now,
+                    job,
+                    file,
+                    len,
+                });
+            }
             Action::CloseFile { job, file } => {
                 self.open_files.remove(&(job, file));
             }
@@ -580,7 +654,9 @@ impl Sim {
             } => {
                 self.open_files.remove(&(job, file));
                 match self.files.remove(&temp) {
-                    Some(f) => {
+                    Some(mut f) => {
+                        // The driver syncs the file before the rename, and the directory after.
+                        f.durable = f.data.clone();
                         self.files.insert(dest, f);
                         self.results
                             .push_back(Input::FileCommitted { now, job, file });
@@ -604,7 +680,16 @@ impl Sim {
                 self.open_files.remove(&(job, file));
                 self.files.remove(&path);
             }
-            Action::Persist { .. } | Action::Forget { .. } => self.persists += 1,
+            Action::Persist { job } => {
+                self.persists += 1;
+                let record = self.engine.job_record(job).expect("persist a live job");
+                self.store
+                    .insert(job, backhaul_store::encode_record(record));
+            }
+            Action::Forget { job } => {
+                self.persists += 1;
+                self.store.remove(&job);
+            }
             Action::StartTls { conn, server_name } => {
                 let peer_certificates = vec![sim_leaf(&server_name)];
                 self.later(Input::TlsStarted {

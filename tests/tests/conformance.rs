@@ -41,6 +41,12 @@ impl Driver for TokioDriver {
         config.ca_files = setup.ca_files;
         config.use_system_roots = setup.use_system_roots;
         config.core.rng_seed = setup.rng_seed;
+        if let Some(path) = setup.store {
+            config.store = backhaul_tokio::StoreLocation::File(path);
+        }
+        if let Some(bytes) = setup.checkpoint_bytes {
+            config.core.checkpoint_bytes = bytes;
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -144,6 +150,16 @@ impl Driver for TokioDriver {
         self.on(self.manager().info(job))
     }
 
+    fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+        self.on(self.manager().jobs())
+    }
+
+    fn broken_records(&self) -> Vec<(JobId, String)> {
+        let broken = self.on(self.manager().broken_records());
+        let broken = broken.expect("the engine runs");
+        broken.into_iter().map(|b| (b.id, b.reason)).collect()
+    }
+
     fn wait_timeout(&self, job: JobId, limit: Duration) -> Option<Result<JobState, BitsError>> {
         // The timer must be created inside the runtime: build it in the async block.
         self.on(async { tokio::time::timeout(limit, self.manager().wait(job)).await })
@@ -212,6 +228,12 @@ mod blocking {
             config.ca_files = setup.ca_files;
             config.use_system_roots = setup.use_system_roots;
             config.core.rng_seed = setup.rng_seed;
+            if let Some(path) = setup.store {
+                config.store = backhaul_blocking::StoreLocation::File(path);
+            }
+            if let Some(bytes) = setup.checkpoint_bytes {
+                config.core.checkpoint_bytes = bytes;
+            }
             let manager =
                 backhaul_blocking::Manager::new(config).expect("start the blocking driver");
             let events = EventLog::new();
@@ -297,6 +319,15 @@ mod blocking {
 
         fn info(&self, job: JobId) -> Result<JobInfo, BitsError> {
             self.manager().info(job)
+        }
+
+        fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+            self.manager().jobs()
+        }
+
+        fn broken_records(&self) -> Vec<(JobId, String)> {
+            let broken = self.manager().broken_records().expect("the engine runs");
+            broken.into_iter().map(|b| (b.id, b.reason)).collect()
         }
 
         fn wait_timeout(&self, job: JobId, limit: Duration) -> Option<Result<JobState, BitsError>> {

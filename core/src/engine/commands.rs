@@ -142,6 +142,7 @@ impl<'a> JobMut<'a> {
                 for action in deletions {
                     self.engine.push_action(action);
                 }
+                self.engine.push_action(Action::Forget { job: id });
                 self.engine.schedule_if_needed();
                 Ok(())
             }

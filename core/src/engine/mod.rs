@@ -7,25 +7,29 @@
 //! - `connection.rs`: the connection pool, requests, and what connections report;
 //! - `response.rs`: what a response means for the file, and its body;
 //! - `failure.rs`: turning faults into job errors, transient or fatal;
-//! - `schedule.rs`: which jobs hold transfer slots, and every timer.
+//! - `schedule.rs`: which jobs hold transfer slots, and every timer;
+//! - `checkpoint.rs`: syncing a temp file before its progress is persisted;
+//! - `restore.rs`: putting a job back from its record after a restart.
 //!
 //! State changes go through [`Engine::apply`], the only caller of [`transition`]; it is the one
 //! place that writes a job's state.
 
 mod auth;
+mod checkpoint;
 mod commands;
 mod connection;
 mod failure;
 mod notify_cmd;
 mod proxy;
 mod response;
+mod restore;
 mod revocation;
 mod schedule;
 mod transfer;
 mod validation;
 mod view;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -36,7 +40,7 @@ use crate::auth::CredentialSet;
 use crate::codes;
 use crate::config::Config;
 use crate::error::{BitsError, JobError};
-use crate::ids::{ConnId, JobId};
+use crate::ids::{ConnId, FileIndex, JobId};
 use crate::input::Input;
 use crate::job::file::JobFile;
 use crate::job::headers::CustomHeaders;
@@ -80,6 +84,8 @@ pub struct Engine {
     rng: ChaCha20Rng,
     now: Timestamp,
     jobs: BTreeMap<JobId, Job>,
+    /// Ids a new job must not get: records the store holds but could not restore.
+    reserved_ids: BTreeSet<JobId>,
     conns: BTreeMap<ConnId, Conn>,
     /// CRLs: configured and fetched (`BG_SSL_ENABLE_CRL_CHECK`).
     crls: CrlCache,
@@ -165,7 +171,7 @@ pub(crate) struct Job {
     pub(crate) completing: Option<Completing>,
     /// When the last `JobModification` for bytes was sent.
     pub(crate) last_modification_event: Option<Timestamp>,
-    /// Bytes written since the last `Persist`.
+    /// Bytes written since the last checkpoint.
     pub(crate) bytes_since_persist: u64,
     /// The certificate validation callback's registration and accepted servers.
     pub(crate) validation: Validation,
@@ -173,6 +179,31 @@ pub(crate) struct Job {
     pub(crate) notify_running: Option<JobState>,
     /// How the job answers the origins that challenged it.
     pub(crate) server_auth: ServerAuth,
+    /// When the running file's last checkpoint was asked for (None: not since it started).
+    pub(crate) last_checkpoint: Option<Timestamp>,
+    /// The `SyncFile` awaiting its `FileSynced`: (file, len).
+    pub(crate) sync_pending: Option<(FileIndex, u64)>,
+}
+
+impl Job {
+    /// A job around `rec` with nothing running, at round-robin position `seq`.
+    pub(crate) fn new(rec: JobRecord, seq: u64) -> Self {
+        Self {
+            rec,
+            fetch: None,
+            running_since: None,
+            slice_started: None,
+            seq,
+            completing: None,
+            last_modification_event: None,
+            bytes_since_persist: 0,
+            last_checkpoint: None,
+            sync_pending: None,
+            validation: Validation::default(),
+            notify_running: None,
+            server_auth: ServerAuth::default(),
+        }
+    }
 }
 
 /// Progress of `complete`: commits not yet reported, and whether one failed.
@@ -199,6 +230,7 @@ impl Engine {
             config,
             now,
             jobs: BTreeMap::new(),
+            reserved_ids: BTreeSet::new(),
             conns: BTreeMap::new(),
             crls: CrlCache::new(crls),
             crl_waits: BTreeMap::new(),
@@ -276,6 +308,7 @@ impl Engine {
                 error,
                 ..
             } => self.handle_file_failed(job, file, op, error),
+            Input::FileSynced { job, file, len, .. } => self.handle_file_synced(job, file, len),
             Input::FileCommitted { job, file, .. } => self.handle_file_committed(job, file),
             Input::CrlFetched { url, result, .. } => self.handle_crl_fetched(&url, result),
         }
@@ -332,7 +365,7 @@ impl Engine {
         let id = loop {
             let hi = u128::from(self.rng.next_u64());
             let id = JobId((hi << 64) | u128::from(self.rng.next_u64()));
-            if !self.jobs.contains_key(&id) {
+            if !self.jobs.contains_key(&id) && !self.reserved_ids.contains(&id) {
                 break id;
             }
         };
@@ -370,22 +403,7 @@ impl Engine {
             proxy: ProxySettings::default(),
         };
         let seq = self.take_seq();
-        self.jobs.insert(
-            id,
-            Job {
-                rec,
-                fetch: None,
-                running_since: None,
-                slice_started: None,
-                seq,
-                completing: None,
-                last_modification_event: None,
-                bytes_since_persist: 0,
-                validation: Validation::default(),
-                notify_running: None,
-                server_auth: ServerAuth::default(),
-            },
-        );
+        self.jobs.insert(id, Job::new(rec, seq));
         self.push_action(Action::Persist { job: id });
         Ok(id)
     }
@@ -576,9 +594,11 @@ impl Engine {
             ),
         }
         self.owe_notify_run(id, to);
-        if to.is_final() {
+        if to.is_final() && to != JobState::Cancelled {
             self.push_action(Action::Forget { job: id });
         } else {
+            // CANCELLED is persisted until `cancel` has deleted the temp files (then it forgets
+            // the job): a crash in between leaves a record that a restart finishes cancelling.
             self.push_action(Action::Persist { job: id });
         }
         self.needs_schedule = true;

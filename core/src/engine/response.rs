@@ -16,8 +16,6 @@ use crate::proxy::Route;
 use super::transfer::{remote_error, Phase};
 use super::{Engine, MODIFICATION_EVENT_INTERVAL};
 
-/// Progress is persisted at least every this many bytes.
-const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
 /// A file restarted this many times within one fetch is a server fault.
 const MAX_RESTARTS: u32 = 3;
 
@@ -269,10 +267,6 @@ impl Engine {
         job.rec.last_progress = now;
         job.rec.times.modification = now;
         job.bytes_since_persist += len;
-        let checkpoint = job.bytes_since_persist >= CHECKPOINT_BYTES;
-        if checkpoint {
-            job.bytes_since_persist = 0;
-        }
         let modification_due = job
             .last_modification_event
             .is_none_or(|t| now.saturating_since(t) >= MODIFICATION_EVENT_INTERVAL);
@@ -285,9 +279,7 @@ impl Engine {
             offset,
             data,
         });
-        if checkpoint {
-            self.push_action(Action::Persist { job: id });
-        }
+        self.checkpoint_if_due(id, index, offset + len);
         if modification_due {
             self.notify(
                 id,
@@ -315,7 +307,8 @@ impl Engine {
         }
         file.size = Some(fetch.offset);
         file.completed = true;
-        job.bytes_since_persist = 0;
+        // Sync before closing: the record says "completed" for good only once this is on disk.
+        self.request_sync(id, fetch.file, fetch.offset);
         self.push_action(Action::CloseFile {
             job: id,
             file: fetch.file,

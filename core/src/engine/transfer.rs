@@ -53,6 +53,8 @@ pub(crate) struct Fetch {
     /// The offset asked for with `Range` (0: the whole file).
     pub(super) range_start: u64,
     pub(super) temp_open: bool,
+    /// The temp file is being re-opened (`create: false`) from an earlier run or fetch.
+    pub(super) reopening: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +95,7 @@ impl Engine {
             offset: 0,
             range_start: 0,
             temp_open: false,
+            reopening: !create,
         });
         if create {
             let path = self.fresh_temp_name(id, index);
@@ -150,9 +153,10 @@ impl Engine {
         }
         let f = &mut job.rec.files[file as usize];
         if len < f.transferred {
-            // A write failed (disk full): every byte before `len` is this version's, written in
-            // order, so the transfer continues from there.
+            // A write failed (disk full), or the disk lost unsynced bytes: every byte before
+            // `len` is this version's, written in order, so the transfer continues from there.
             f.transferred = len;
+            f.synced = f.synced.min(len);
         } else if len > f.transferred {
             // Bytes past the last checkpoint may be incomplete: cut back to what was recorded.
             let keep = f.transferred;
@@ -190,6 +194,9 @@ impl Engine {
         op: FileOp,
         error: IoFailure,
     ) {
+        if op == FileOp::Write {
+            self.forget_pending_sync(id, file);
+        }
         match op {
             FileOp::Commit => return self.handle_commit_failed(id, file, &error),
             // A temp file that can't be deleted is left behind; nothing in the job depends on it.
@@ -217,6 +224,14 @@ impl Engine {
         };
         if op == FileOp::OpenTemp {
             fetch.temp_open = false;
+            if error.kind == IoFailureKind::NotFound && fetch.reopening {
+                // The temp file of an earlier run is gone: nothing of the file is left, so it
+                // starts over from byte 0 in a new temp file at the same name.
+                fetch.reopening = false;
+                let job = self.jobs.get_mut(&id).expect("job exists");
+                job.rec.files[file as usize].reset_version();
+                return self.open_temp(id, file, true);
+            }
             if error.kind == IoFailureKind::AlreadyExists
                 && fetch.temp_name_tries < MAX_TEMP_NAME_TRIES
             {

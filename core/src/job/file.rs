@@ -18,8 +18,12 @@ pub(crate) struct JobFile {
     pub(crate) temp: Option<PathBuf>,
     /// The file's size, once a response said it.
     pub(crate) size: Option<u64>,
-    /// Bytes of the current version in the temp file.
+    /// Bytes of the current version written to the temp file (maybe not yet on disk).
     pub(crate) transferred: u64,
+    /// Bytes of the current version known to be on disk (synced before a checkpoint): where a
+    /// restart resumes. Never more than `transferred`.
+    #[serde(default)]
+    pub(crate) synced: u64,
     /// Fully transferred.
     pub(crate) completed: bool,
     /// Committed to the local name by Complete.
@@ -43,6 +47,7 @@ impl JobFile {
             temp: None,
             size: None,
             transferred: 0,
+            synced: 0,
             completed: false,
             committed: false,
             etag: None,
@@ -78,6 +83,7 @@ impl JobFile {
     pub(crate) fn reset_version(&mut self) {
         self.size = None;
         self.transferred = 0;
+        self.synced = 0;
         self.etag = None;
         self.last_modified = None;
     }

@@ -10,7 +10,8 @@ use backhaul_io::testing::{pattern, refused_port, EchoServer};
 use backhaul_io::Io;
 use bytes::Bytes;
 
-use super::{State, Subscribers, ThreadIo};
+use super::{State, ThreadIo};
+use crate::events::Subscribers;
 use crate::Msg;
 
 const CONN: ConnId = ConnId(1);

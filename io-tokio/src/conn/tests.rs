@@ -8,7 +8,7 @@ use backhaul_core::{ConnId, Input, IoFailureKind};
 use backhaul_io::testing::{pattern, refused_port, EchoServer};
 use backhaul_io::Io;
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::TokioIo;
 
@@ -16,9 +16,12 @@ const CONN: ConnId = ConnId(1);
 
 fn io() -> (TokioIo, mpsc::Receiver<Input>) {
     let (inputs, rx) = mpsc::channel(8);
-    let (events, _) = broadcast::channel(8);
     (
-        TokioIo::new(inputs, backhaul_io::tls::client_config().unwrap(), events),
+        TokioIo::new(
+            inputs,
+            backhaul_io::tls::client_config().unwrap(),
+            crate::events::Events::new(),
+        ),
         rx,
     )
 }

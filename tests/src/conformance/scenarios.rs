@@ -25,6 +25,10 @@ mod auth;
 mod policy;
 pub use self::auth::*;
 pub use self::policy::*;
+pub use super::restart::{
+    a_corrupt_record_is_reported_and_the_other_jobs_still_run,
+    a_restarted_driver_reloads_its_jobs_and_resumes_from_the_checkpoint,
+};
 
 /// A transfer of a few hundred KiB over loopback settles within this.
 const SMALL_TRANSFER: Duration = Duration::from_secs(60);
