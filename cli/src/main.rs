@@ -28,6 +28,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::transfer::Runtime;
 
+/// The system daemon's job store.
+const SYSTEM_STORE: &str = "/var/lib/backhaul/jobs.redb";
+
 /// Set by the Ctrl+C handler; the running verb cancels its job and exits 130.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -79,6 +82,15 @@ enum Command {
 /// `backhaul daemon`'s arguments.
 #[derive(Debug, Args)]
 struct DaemonArgs {
+    /// The job store (default: $XDG_STATE_HOME/backhaul/jobs.redb, or
+    /// ~/.local/state/backhaul/jobs.redb; /var/lib/backhaul/jobs.redb with --system).
+    #[arg(long, value_name = "PATH", conflicts_with = "memory")]
+    store: Option<PathBuf>,
+
+    /// Keep jobs in memory only: they end with the daemon.
+    #[arg(long)]
+    memory: bool,
+
     /// Trust the CA certificates in this PEM file for HTTPS, besides the system's (repeatable).
     #[arg(long = "ca-file", value_name = "PEM")]
     ca_files: Vec<PathBuf>,
@@ -303,8 +315,16 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| daemon::socket::default_socket(cli.system));
     match cli.command {
         Command::Daemon(args) => {
+            let store = if args.memory {
+                None
+            } else if cli.system {
+                Some(args.store.unwrap_or_else(|| PathBuf::from(SYSTEM_STORE)))
+            } else {
+                args.store.or_else(backhaul_io::default_store_path)
+            };
             let options = daemon::DaemonOptions {
                 socket,
+                store,
                 system: cli.system,
                 ca_files: args.ca_files,
             };

@@ -19,10 +19,20 @@ struct Daemon {
 
 impl Daemon {
     fn start(system: bool) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), system)
+    }
+
+    /// A daemon whose socket and store live in `dir`.
+    fn start_in(dir: tempfile::TempDir, system: bool) -> Daemon {
         let socket = dir.path().join("run/backhaul.sock");
+        let store = dir.path().join("state/jobs.redb");
         let mut command = Command::new(env!("CARGO_BIN_EXE_backhaul"));
-        command.arg("daemon").arg("--socket").arg(&socket);
+        command
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--store")
+            .arg(&store);
         if system {
             command.arg("--system");
         }
@@ -75,6 +85,17 @@ impl Daemon {
                 serde_json::from_str(&line).unwrap()
             })
             .collect()
+    }
+}
+
+impl Daemon {
+    /// SIGKILL, then a new daemon on the same socket and store.
+    fn kill_and_restart(mut self) -> Daemon {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The socket and store directory goes to the new daemon; this one keeps an empty one.
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Daemon::start_in(dir, false)
     }
 }
 
@@ -218,6 +239,35 @@ fn every_verb_round_trips_through_the_daemon() {
         "a cancelled job is no longer listed: {listed}"
     );
     refused(&daemon.verb(&["resume", &other]), "BG_E_INVALID_STATE");
+}
+
+#[test]
+fn jobs_survive_a_killed_daemon_and_complete_after_its_restart() {
+    let body = deterministic_bytes(200_000, 43).to_vec();
+    let server = TestServer::start(vec![Route::file(
+        "/f.bin",
+        FileSpec::new(body.clone().into()),
+    )]);
+    let daemon = Daemon::start(false);
+    let dest_dir = tempfile::tempdir().unwrap();
+    let dest = dest_dir.path().join("f.bin");
+    let job = ok(&daemon.verb(&["create", "durable"])).trim().to_string();
+    ok(&daemon.verb(&[
+        "addfile",
+        &job,
+        &server.url("/f.bin"),
+        dest.to_str().unwrap(),
+    ]));
+    ok(&daemon.verb(&["setdescription", &job, "kept across a crash"]));
+
+    let daemon = daemon.kill_and_restart();
+    let listed = ok(&daemon.verb(&["list"]));
+    assert!(listed.contains(&job), "the job is back: {listed}");
+    assert_eq!(info(&daemon, &job)["description"], "kept across a crash");
+    ok(&daemon.verb(&["resume", "durable"]));
+    wait_for_state(&daemon, &job, "TRANSFERRED");
+    ok(&daemon.verb(&["complete", &job]));
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
 }
 
 #[test]

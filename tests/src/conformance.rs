@@ -404,6 +404,7 @@ macro_rules! conformance_suite {
                 https_to_http_redirect_needs_allow_https_to_http,
                 notify_program_gets_literal_arguments_and_reruns_after_failure,
                 each_certificate_problem_is_waived_only_by_its_own_flag,
+                a_restarted_job_that_wants_a_callback_stops_until_one_is_registered,
                 basic_auth_without_wrong_and_right_credentials,
                 digest_auth_every_algorithm_with_userhash_and_a_stale_nonce,
                 credentials_never_reach_a_redirect_target,

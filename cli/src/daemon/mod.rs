@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use backhaul_core::{Caller, Owner};
-use backhaul_tokio::{DriverConfig, Manager};
+use backhaul_tokio::{DriverConfig, Manager, StoreLocation};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -24,6 +24,8 @@ use crate::protocol::{Outcome, Reply, Request, WireError, MAX_LINE, VERSION};
 pub(crate) struct DaemonOptions {
     /// The socket to serve.
     pub(crate) socket: PathBuf,
+    /// The job store: jobs survive the daemon (`None`: in memory, gone when it stops).
+    pub(crate) store: Option<PathBuf>,
     /// Serve every user (root only), not just the daemon's own uid.
     pub(crate) system: bool,
     /// Extra CA files trusted for HTTPS.
@@ -49,7 +51,16 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
     let mut config = DriverConfig::new();
     config.ca_files = options.ca_files.clone();
     config.owner = Owner(format!("uid:{uid}"));
+    if let Some(path) = &options.store {
+        config.store = StoreLocation::File(path.clone());
+    }
     let manager = Manager::new(config).map_err(|e| e.to_string())?;
+    for broken in manager.broken_records().await.map_err(|e| e.to_string())? {
+        eprintln!(
+            "backhaul: daemon: job {} could not be reloaded: {}",
+            broken.id, broken.reason
+        );
+    }
     let daemon = Arc::new(Daemon {
         manager,
         uid,

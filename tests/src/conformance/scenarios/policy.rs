@@ -336,3 +336,56 @@ pub fn each_certificate_problem_is_waived_only_by_its_own_flag<D: Driver>() {
         s.shutdown();
     }
 }
+
+/// The callback is not persisted, but the job remembers it wants one: after a restart, its
+/// HTTPS transfer stops in ERROR with `BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED` (context
+/// 8) before any request, until the app registers a callback again and resumes.
+pub fn a_restarted_job_that_wants_a_callback_stops_until_one_is_registered<D: Driver>() {
+    use crate::conformance::{start_driver, DriverSetup};
+
+    let name = "a_restarted_job_that_wants_a_callback_stops_until_one_is_registered";
+    let pki = TestPki::new();
+    let body = deterministic_bytes(32 * KIB, 28);
+    let server = Arc::new(TestServer::start_tls(
+        vec![Route::file("/v.bin", FileSpec::new(body.clone()))],
+        &pki,
+    ));
+    let (dir, state, ca_dir) = (super::tempdir(), super::tempdir(), super::tempdir());
+    let setup = DriverSetup {
+        store: Some(state.path().join("jobs.redb")),
+        ..DriverSetup::trusting(name, pki.write_ca_pem(ca_dir.path()))
+    };
+    let local = dir.path().join("v.bin");
+    let first: D = start_driver(setup.clone());
+    let job = new_download_job(&first, name, &[(&server.url("/v.bin"), &local)]);
+    let (validator, _) = recording_validator(&server, Ok(()));
+    first
+        .set_certificate_validator(job, Some(validator))
+        .unwrap();
+    first.shutdown();
+
+    let second: D = start_driver(setup);
+    second.resume(job).unwrap();
+    let state = wait_settled(&second, job, SMALL_TRANSFER);
+    assert_state(&second, job, state, JobState::Error);
+    let error = info(&second, job).error.unwrap();
+    assert_eq!(
+        error.code,
+        codes::BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED,
+        "{error}"
+    );
+    assert_eq!(error.context, ErrorContext::ServerCertificateCallback);
+    assert!(server.requests().is_empty(), "{}", server.request_log());
+
+    let (validator, asked) = recording_validator(&server, Ok(()));
+    second
+        .set_certificate_validator(job, Some(validator))
+        .unwrap();
+    second.resume(job).unwrap();
+    let state = wait_settled(&second, job, SMALL_TRANSFER);
+    assert_state(&second, job, state, JobState::Transferred);
+    assert_eq!(asked.lock().unwrap().len(), 1);
+    second.complete(job).unwrap();
+    assert_eq!(std::fs::read(&local).unwrap(), body);
+    second.shutdown();
+}
