@@ -9,7 +9,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-bin=${BACKHAUL_BIN:-$top/target/debug/backhaul}
+bin=${BACKHAUL_BIN:-${CARGO_TARGET_DIR:-$top/target}/debug/backhaul}
 mods=/usr/lib/apache2/modules
 
 if [ ! -x /usr/sbin/apache2 ] || [ ! -e "$mods/mod_auth_digest.so" ]; then

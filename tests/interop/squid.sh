@@ -14,7 +14,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-bin=${BACKHAUL_BIN:-$top/target/debug/backhaul}
+bin=${BACKHAUL_BIN:-${CARGO_TARGET_DIR:-$top/target}/debug/backhaul}
 
 squid_bin=$(command -v squid || echo /usr/sbin/squid)
 ncsa=/usr/lib/squid/basic_ncsa_auth
