@@ -28,17 +28,8 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 mkdir -p "$D/www/private" "$D/logs" "$D/run" "$D/out"
 head -c 4194304 /dev/urandom > "$D/www/private/file.bin"
@@ -78,16 +69,6 @@ CONF
 apache_pid=$!
 wait_port "$port" || { echo "apache2 did not start"; cat "$D/logs/error.log"; exit 1; }
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@" >"$D/last.log" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$D/last.log"
-  fi
-}
 
 url="http://127.0.0.1:$port/private/file.bin"
 export BH_RIGHT=secret BH_WRONG=guess

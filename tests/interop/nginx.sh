@@ -28,6 +28,8 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 mkdir -p "$D/www/sub" "$D/logs" "$D/tmp" "$D/out"
 # A CA and a leaf (CA:FALSE, serverAuth, SAN localhost + 127.0.0.1): webpki refuses CA:TRUE leaves.
@@ -82,14 +84,6 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-wait_port() {
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # A relay per runtime that cuts its first connection after 8 MiB of nginx's answer.
 port_cut_tokio=$((port_http + 2))
 port_cut_blocking=$((port_http + 3))
@@ -109,16 +103,6 @@ done
 wait_port "$port_python"
 
 pin=$(openssl x509 -in "$D/cert.pem" -outform DER | sha256sum | cut -d' ' -f1)
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@" >"$D/last.log" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$D/last.log"
-  fi
-}
 
 # A 206 that nginx sent for a conditional range request on big.bin: one line per resume.
 resumes_logged() { grep -cE '^/big.bin 206 [0-9]+ "bytes=[1-9][0-9]*-" "[^-]' "$D/logs/access.log" || true; }

@@ -44,18 +44,8 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 mkdir -p "$D/www" "$D/logs" "$D/out"
 head -c 1048576 /dev/urandom > "$D/www/file.bin"
@@ -107,16 +97,6 @@ if ! wait_port "$port_proxy"; then
 fi
 wait_port "$port_origin"
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@" >"$D/last.log" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$D/last.log"
-  fi
-}
 
 proxy="http://127.0.0.1:$port_proxy"
 origin="http://127.0.0.1:$port_origin/file.bin"
