@@ -111,6 +111,9 @@ struct SimConn {
 struct SimProxy {
     /// The `Proxy-Authorization` value required, if any.
     requires: Option<String>,
+    /// A SOCKS5 proxy (RFC 1928) instead of an HTTP one, requiring this user and password
+    /// (RFC 1929) when set.
+    socks: Option<Option<(String, String)>>,
 }
 
 /// A file of the in-memory file system.
@@ -229,6 +232,16 @@ impl Sim {
     pub fn proxy(&mut self, host: &str, port: u16, requires: Option<&str>) {
         let proxy = SimProxy {
             requires: requires.map(str::to_string),
+            socks: None,
+        };
+        self.proxies.insert((host.to_string(), port), proxy);
+    }
+
+    /// A SOCKS5 proxy at `host:port`, requiring this user and password when `auth` is set.
+    pub fn socks5_proxy(&mut self, host: &str, port: u16, auth: Option<(&str, &str)>) {
+        let proxy = SimProxy {
+            requires: None,
+            socks: Some(auth.map(|(u, p)| (u.to_string(), p.to_string()))),
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -538,6 +551,9 @@ impl Sim {
                     });
                 }
             }
+            Action::Send { conn, data } if self.socks_handshaking(conn) => {
+                self.socks_answer(conn, &data)
+            }
             Action::Send { conn, data } => self.answer(conn, &data),
             Action::Close { conn } => {
                 self.conns.remove(&conn);
@@ -807,6 +823,60 @@ impl Sim {
         if truncate_at.is_some() {
             self.later(Input::Closed { now, conn });
         }
+    }
+}
+
+impl Sim {
+    /// Whether `conn` is to a SOCKS5 proxy whose tunnel is not open yet.
+    fn socks_handshaking(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| {
+            c.tunnel_to.is_none()
+                && self
+                    .proxies
+                    .get(&(c.host.clone(), c.port))
+                    .is_some_and(|p| p.socks.is_some())
+        })
+    }
+
+    /// One SOCKS5 handshake message from the engine (each arrives whole): greeting, user and
+    /// password, or the connect request, answered as RFC 1928/1929 say.
+    fn socks_answer(&mut self, conn: ConnId, data: &[u8]) {
+        let now = self.now;
+        let c = self.conns.get(&conn).expect("checked by the caller");
+        let proxy = self.proxies[&(c.host.clone(), c.port)].clone();
+        let auth = proxy.socks.expect("a SOCKS5 proxy");
+        let reply: Vec<u8> = match data {
+            // Greeting: version 5, methods.
+            [5, n, methods @ ..] if methods.len() == usize::from(*n) => {
+                let wanted = if auth.is_some() { 2 } else { 0 };
+                let method = if methods.contains(&wanted) {
+                    wanted
+                } else {
+                    0xFF
+                };
+                vec![5, method]
+            }
+            // RFC 1929: version 1, user, password.
+            [1, ulen, rest @ ..] => {
+                let (user, rest) = rest.split_at(usize::from(*ulen));
+                let password = &rest[1..];
+                let good = auth
+                    .as_ref()
+                    .is_some_and(|(u, p)| u.as_bytes() == user && p.as_bytes() == password);
+                vec![1, if good { 0 } else { 1 }]
+            }
+            // Connect by name: 5, CONNECT, 0, ATYP 3, len, name, port.
+            [5, 1, 0, 3, len, rest @ ..] => {
+                let (name, port) = rest.split_at(usize::from(*len));
+                let name = String::from_utf8_lossy(name).into_owned();
+                let port = u16::from_be_bytes([port[0], port[1]]);
+                self.conns.get_mut(&conn).expect("open").tunnel_to = Some((name, port));
+                vec![5, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+            }
+            other => panic!("the simulated SOCKS5 proxy cannot read {other:?}"),
+        };
+        let data = Bytes::from(reply);
+        self.later(Input::Received { now, conn, data });
     }
 }
 

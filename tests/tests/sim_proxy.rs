@@ -187,3 +187,35 @@ fn preconfig_follows_the_environment_and_no_proxy() {
     assert_eq!(sim.requests[0].path, "http://files.test/f");
     assert_eq!(sim.requests[1].host, "direct.test");
 }
+
+#[test]
+fn socks5_carries_http_and_https_with_user_and_password() {
+    for url in ["http://files.test/f", "https://files.test/f"] {
+        let mut sim = Sim::new(8);
+        sim.socks5_proxy("socks.test", 1080, Some(("dave", "s0cks")));
+        sim.serve("files.test", 80, "/f", Resource::new(body(), "v"));
+        sim.serve("files.test", 443, "/f", Resource::new(body(), "v"));
+        let list = override_list("socks5://dave:s0cks@socks.test:1080", None);
+        let job = job_through(&mut sim, url, list, false);
+        sim.drive_to_state(job, JobState::Transferred);
+        assert_eq!(sim.requests.len(), 1, "{url}: {:?}", sim.requests);
+        assert_eq!(
+            sim.requests[0].path, "/f",
+            "{url}: origin form through the tunnel"
+        );
+        sim.command(|e| e.job_mut(job)?.complete()).unwrap();
+        assert_eq!(sim.file("/dl/f").unwrap(), &body()[..], "{url}");
+    }
+}
+
+#[test]
+fn a_socks5_proxy_refusing_the_password_is_a_407() {
+    let mut sim = Sim::new(9);
+    sim.socks5_proxy("socks.test", 1080, Some(("dave", "s0cks")));
+    let list = override_list("socks5://dave:wrong@socks.test:1080", None);
+    let job = job_through(&mut sim, "http://files.test/f", list, false);
+    sim.drive_to_state(job, JobState::Error);
+    let view = sim.engine.job(job).unwrap();
+    assert_eq!(view.error().unwrap().code, BG_E_HTTP_ERROR_407);
+    assert!(sim.requests.is_empty());
+}
