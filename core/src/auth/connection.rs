@@ -186,6 +186,11 @@ impl ConnectionContext {
         self.started
     }
 
+    /// Whether the client's side is complete (its last token produced).
+    pub fn is_complete(&self) -> bool {
+        self.done
+    }
+
     /// The next step: the first token (`server_token: None`), or the answer to the server's
     /// challenge token (the base64 text after the scheme name in its 401/407).
     pub fn step(&mut self, server_token: Option<&str>) -> Result<Step, ContextError> {
