@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod data;
+pub mod ntlm_peer;
 pub mod pki;
 pub mod server;
 pub mod sim;

@@ -22,6 +22,8 @@ use backhaul_core::{
 };
 use bytes::Bytes;
 
+use crate::ntlm_peer::{NtlmPeer, Verdict};
+
 /// The time every simulation starts at: 2026-01-01T00:00:00Z.
 pub const START: Timestamp = Timestamp::from_secs(1_767_225_600);
 
@@ -171,6 +173,8 @@ pub struct Sim {
     rng: u64,
     latency: Duration,
     servers: BTreeMap<(String, u16), Server>,
+    /// NTLM-protected servers: (host, port) → the acceptor and the paths it protects.
+    ntlm: BTreeMap<(String, u16), (NtlmPeer, Vec<String>)>,
     proxies: BTreeMap<(String, u16), SimProxy>,
     conns: BTreeMap<ConnId, SimConn>,
     open_files: BTreeMap<(JobId, FileIndex), PathBuf>,
@@ -217,6 +221,7 @@ impl Sim {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
             servers: BTreeMap::new(),
+            ntlm: BTreeMap::new(),
             proxies: BTreeMap::new(),
             conns: BTreeMap::new(),
             open_files: BTreeMap::new(),
@@ -244,6 +249,24 @@ impl Sim {
             socks: Some(auth.map(|(u, p)| (u.to_string(), p.to_string()))),
         };
         self.proxies.insert((host.to_string(), port), proxy);
+    }
+
+    /// Puts `http(s)://host:port/path` behind NTLM: `domain\\user` with `password`, checked by
+    /// a real acceptor, one exchange per connection for all of the server's protected paths
+    /// (the 401s carry a body to read). The first call for a server sets its user.
+    pub fn ntlm(&mut self, host: &str, port: u16, path: &str, user: (&str, &str), password: &str) {
+        let (_, paths) = self
+            .ntlm
+            .entry((host.to_string(), port))
+            .or_insert_with(|| (NtlmPeer::new(user.0, user.1, password), Vec::new()));
+        paths.push(path.to_string());
+    }
+
+    /// The NTLM acceptor of a server set up with [`Sim::ntlm`].
+    pub fn ntlm_peer(&self, host: &str, port: u16) -> Option<&NtlmPeer> {
+        self.ntlm
+            .get(&(host.to_string(), port))
+            .map(|(peer, _)| peer)
     }
 
     /// Serves `resource` at `http(s)://host:port/path`.
@@ -791,6 +814,19 @@ impl Sim {
                 ProxyAnswer::Done => return,
                 // Absolute form: the origin's answer, relayed.
                 ProxyAnswer::Forward(origin, origin_path) => (key, path) = (origin, origin_path),
+            }
+        }
+        if let Some((peer, _)) = self
+            .ntlm
+            .get_mut(&key)
+            .filter(|(_, paths)| paths.contains(&path))
+        {
+            if let Verdict::Challenge(token) = peer.judge(conn, seen.header("authorization")) {
+                let value = token.map_or("NTLM".to_string(), |t| format!("NTLM {t}"));
+                let extra = vec![("WWW-Authenticate".to_string(), value)];
+                let data = Bytes::from(status_response(401, &extra));
+                self.later(Input::Received { now, conn, data });
+                return;
             }
         }
         let server = self.servers.entry(key).or_default();

@@ -7,12 +7,14 @@
 //! - [`choose`]: the strongest offered scheme the job holds credentials for
 //!   (Negotiate > NTLM > Digest > Basic; Passport is never answered).
 //! - [`basic_authorization`] and [`DigestState`]: the `Authorization` values.
+//! - [`ConnectionContext`]: NTLM and Negotiate, which authenticate a connection (`sspi`).
 //!
 //! Secrets live in [`Secret`]: zeroed on drop, printed as `***`, serialized only for the job
 //! store. `docs/auth.md` explains the choices.
 
 mod basic;
 mod challenge;
+mod connection;
 mod credentials;
 mod digest;
 mod kind;
@@ -23,6 +25,7 @@ pub use self::basic::basic_authorization;
 pub use self::challenge::{
     parse_challenges, parse_fields, Challenge, ChallengeError, ChallengeProblem,
 };
+pub use self::connection::{ConnectionContext, ContextError, Step};
 pub use self::credentials::{
     CredentialSet, Credentials, RemoveOutcome, MAX_PASSWORD, MAX_USER_NAME,
 };

@@ -382,8 +382,10 @@ impl<'a> JobMut<'a> {
         self.ensure_owner("set credentials")?;
         let job = self.job();
         job.rec.credentials.set(credentials);
-        // What the job learned about its origins was for the old credentials.
+        // What the job learned about its origins was for the old credentials, and so were
+        // the connections NTLM/Negotiate logged in.
         job.server_auth.clear();
+        self.engine.drop_private_idle_conns(self.id);
         self.engine.touch(self.id);
         Ok(())
     }
@@ -400,6 +402,7 @@ impl<'a> JobMut<'a> {
         let job = self.job();
         let outcome = job.rec.credentials.remove(target, scheme);
         job.server_auth.clear();
+        self.engine.drop_private_idle_conns(self.id);
         self.engine.touch(self.id);
         Ok(outcome)
     }

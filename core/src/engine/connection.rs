@@ -18,7 +18,7 @@ use crate::proxy::{self, Route};
 use crate::time::Timestamp;
 use crate::tls;
 
-use super::auth::{origin_key, proxy_key};
+use super::auth::{origin_key, proxy_key, AuthBinding, ConnAnswer, ConnAuths};
 use super::proxy::{needs_tunnel, TunnelPhase};
 use super::transfer::{remote_error, Phase};
 use super::Engine;
@@ -35,14 +35,17 @@ pub(crate) struct Origin {
 }
 
 /// What else must match before an idle connection is reused: the checks its certificate
-/// passed. A connection accepted under one job's ignore flags, or by one job's validation
-/// callback, must never carry another job's request that would not have accepted it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// passed, and who it authenticated as. A connection accepted under one job's ignore flags,
+/// or by one job's validation callback, must never carry another job's request that would not
+/// have accepted it; a connection authenticated by NTLM or Negotiate is someone's login.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PoolTag {
     /// The `BG_SSL_*` bits the certificate was judged under (0 for plain HTTP).
     pub(super) ssl_flags: u32,
     /// The job whose validation callback accepted the certificate, if one did.
     pub(super) private_to: Option<JobId>,
+    /// The job and identity a connection-bound scheme (NTLM, Negotiate) logs it in as.
+    pub(super) auth: Option<AuthBinding>,
 }
 
 impl Origin {
@@ -69,6 +72,8 @@ pub(crate) struct Conn {
     pub(super) user: ConnUser,
     /// SHA-256 of the leaf certificate while the app's callback decides on it.
     pub(super) verdict_pending: Option<[u8; 32]>,
+    /// NTLM / Negotiate exchanges running on (or done on) this connection.
+    pub(super) auth: ConnAuths,
     /// Connect timeout, receive timeout, or idle expiry, depending on `user`.
     pub(crate) deadline: Timestamp,
 }
@@ -101,7 +106,7 @@ impl Engine {
             Ok(via) => via,
             Err(error) => return self.fail(id, error, Severity::Fatal, None),
         };
-        let tag = self.pool_tag(id, &origin);
+        let tag = self.pool_tag(id, &origin, &via);
         // A job checking revocation checks it on every file's connection (BITS: "before each
         // file starts"), so it never takes an idle HTTPS connection checked earlier.
         let reuse = !(origin.https && self.revocation_checked(id));
@@ -139,6 +144,7 @@ impl Engine {
                 parser: ResponseParser::new(limits),
                 user: ConnUser::Connecting(id),
                 verdict_pending: None,
+                auth: ConnAuths::default(),
                 deadline: now.saturating_add(self.config.connect_timeout),
             },
         );
@@ -242,16 +248,34 @@ impl Engine {
     }
 
     pub(super) fn send_request(&mut self, id: JobId, conn: ConnId) {
-        let authorization = self.request_authorization(id);
+        let authorization = match self.request_authorization(id, conn) {
+            Ok(authorization) => authorization,
+            Err(error) => return self.fail(id, error, Severity::Fatal, None),
+        };
         let forward_proxy = self.conns.get(&conn).and_then(|c| match &c.via {
             Route::Proxy(p) if c.tunnel.is_none() => Some(p.clone()),
             _ => None,
         });
-        let proxy_authorization = forward_proxy.as_ref().and_then(|proxy| {
-            let url = self.fetch_mut(id)?.url.clone();
-            let target = absolute_target(&url);
-            self.authorization_for(id, &proxy_key(proxy), AuthTarget::Proxy, "GET", &target)
-        });
+        let proxy_authorization = match &forward_proxy {
+            None => None,
+            Some(proxy) => {
+                let party = proxy_key(proxy);
+                match self.connection_authorization(id, conn, &party, AuthTarget::Proxy) {
+                    ConnAnswer::Header(scheme, value) => Some((scheme, value)),
+                    ConnAnswer::Authenticated => None,
+                    ConnAnswer::Failed(error) => {
+                        return self.fail(id, error, Severity::Fatal, None)
+                    }
+                    ConnAnswer::NotConnectionBound => {
+                        let target = self
+                            .fetch_mut(id)
+                            .map(|f| absolute_target(&f.url))
+                            .unwrap_or_default();
+                        self.authorization_for(id, &party, AuthTarget::Proxy, "GET", &target)
+                    }
+                }
+            }
+        };
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -508,40 +532,65 @@ impl Engine {
         }
     }
 
-    /// The `Authorization` for the job's next request, when its origin was answered before
-    /// and the request goes to the origin the app's secrets belong to.
-    fn request_authorization(&mut self, id: JobId) -> Option<(AuthScheme, Secret)> {
-        let job = self.jobs.get(&id)?;
-        let fetch = job.fetch.as_ref()?;
+    /// The `Authorization` for the job's next request on `conn`, when its origin was answered
+    /// before and the request goes to the origin the app's secrets belong to: a step of the
+    /// connection's NTLM / Negotiate exchange, or a per-request Basic / Digest answer.
+    fn request_authorization(
+        &mut self,
+        id: JobId,
+        conn: ConnId,
+    ) -> Result<Option<(AuthScheme, Secret)>, JobError> {
+        let Some(job) = self.jobs.get(&id) else {
+            return Ok(None);
+        };
+        let Some(fetch) = job.fetch.as_ref() else {
+            return Ok(None);
+        };
         let file = &job.rec.files[fetch.file as usize];
         if fetch.left_origin || !file.is_secrets_origin(&fetch.url) {
-            return None;
+            return Ok(None);
         }
         let url = fetch.url.clone();
-        let target = url[Position::BeforePath..Position::AfterQuery].to_string();
-        self.authorization_for(id, &origin_key(&url), AuthTarget::Server, "GET", &target)
+        let party = origin_key(&url);
+        match self.connection_authorization(id, conn, &party, AuthTarget::Server) {
+            ConnAnswer::Header(scheme, value) => Ok(Some((scheme, value))),
+            ConnAnswer::Authenticated => Ok(None),
+            ConnAnswer::Failed(error) => Err(error),
+            ConnAnswer::NotConnectionBound => {
+                let target = url[Position::BeforePath..Position::AfterQuery].to_string();
+                Ok(self.authorization_for(id, &party, AuthTarget::Server, "GET", &target))
+            }
+        }
     }
 
-    /// The pool tag of a connection for job `id` to `origin`.
-    fn pool_tag(&self, id: JobId, origin: &Origin) -> PoolTag {
+    /// The pool tag of a connection for job `id` to `origin` by way of `via`.
+    fn pool_tag(&self, id: JobId, origin: &Origin, via: &Route) -> PoolTag {
+        let auth = self.auth_binding(id, via);
         let Some(job) = self.jobs.get(&id).filter(|_| origin.https) else {
             return PoolTag {
                 ssl_flags: 0,
                 private_to: None,
+                auth,
             };
         };
         PoolTag {
             ssl_flags: job.rec.security_flags.ssl_bits(),
             private_to: job.rec.wants_certificate_validation.then_some(id),
+            auth,
         }
     }
 
-    /// Closes the idle connections only `id` may reuse (its callback accepted them).
+    /// Closes the idle connections only `id` may reuse (its callback accepted them, or its
+    /// credentials logged them in).
     pub(super) fn drop_private_idle_conns(&mut self, id: JobId) {
         let private: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.user == ConnUser::Idle && c.tag.private_to == Some(id))
+            .filter(|(_, c)| {
+                c.user == ConnUser::Idle
+                    && (c.tag.private_to == Some(id)
+                        || c.tag.auth.as_ref().is_some_and(|a| a.job == id))
+            })
             .map(|(conn, _)| *conn)
             .collect();
         for conn in private {

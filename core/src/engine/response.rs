@@ -294,6 +294,13 @@ impl Engine {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
+        if job
+            .fetch
+            .as_ref()
+            .is_some_and(|f| f.phase == Phase::AuthDrain)
+        {
+            return self.auth_drained(id, conn, reusable);
+        }
         let Some(fetch) = job.fetch.take_if(|f| f.phase == Phase::Body) else {
             return;
         };

@@ -62,6 +62,9 @@ pub(super) enum Phase {
     OpeningTemp,
     Connecting,
     AwaitingHead,
+    /// A 401/407 carried the server's NTLM / Negotiate challenge: its body is read (and
+    /// dropped) to the end, then the answer goes out on the same connection.
+    AuthDrain,
     Body,
 }
 
