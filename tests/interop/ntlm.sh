@@ -9,7 +9,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-bin=${BACKHAUL_BIN:-$top/target/debug/backhaul}
+bin=${BACKHAUL_BIN:-${CARGO_TARGET_DIR:-$top/target}/debug/backhaul}
 mods=/usr/lib/apache2/modules
 
 if [ ! -x /usr/sbin/apache2 ] || [ ! -e "$mods/mod_auth_gssapi.so" ] \
@@ -28,17 +28,8 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 mkdir -p "$D/www/ntlm" "$D/logs" "$D/run" "$D/out"
 head -c 3145728 /dev/urandom > "$D/www/ntlm/file.bin"
@@ -79,17 +70,6 @@ NTLM_USER_FILE="$D/ntlm_users" /usr/sbin/apache2 -f "$D/httpd.conf" -DFOREGROUND
 apache_pid=$!
 wait_port "$port" || { echo "apache2 did not start"; cat "$D/logs/error.log"; exit 1; }
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@" >"$D/last.log" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$D/last.log"
-    tail -n 5 "$D/logs/error.log" | sed 's/^/     apache: /'
-  fi
-}
 
 url="http://127.0.0.1:$port/ntlm/file.bin"
 export BH_RIGHT=ntlmpw BH_WRONG=guess-ntlm
