@@ -105,6 +105,63 @@ pub struct SimFile {
     pub data: Vec<u8>,
 }
 
+/// What the simulated driver did or delivered, in order: what the invariant checks that
+/// depend on ordering (a request only after a verdict, a checkpoint only over written bytes)
+/// read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// The engine asked for a connection (`tls`: an HTTPS one).
+    Connect {
+        /// The connection.
+        conn: ConnId,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// HTTPS.
+        tls: bool,
+    },
+    /// The engine asked the app's certificate callback about `conn`.
+    Validate {
+        /// The connection waiting.
+        conn: ConnId,
+    },
+    /// The callback's verdict on `conn` was delivered to the engine.
+    Verdict {
+        /// The connection.
+        conn: ConnId,
+        /// Accepted (or rejected).
+        accepted: bool,
+    },
+    /// The engine wrote (request) bytes to `conn`.
+    Send {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A write to a temp file failed (injected with `fail_writes`).
+    WriteFailed {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+    /// A temp file was opened (created or reopened) for `(job, file)`.
+    TempOpened {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+    /// The engine asked to persist `job`'s record; per file, the bytes the record claims and
+    /// the bytes its temp file held when the record was saved.
+    Persist {
+        /// The job.
+        job: JobId,
+        /// `(recorded bytes_transferred, bytes in the temp file)` per file.
+        files: Vec<(u64, u64)>,
+    },
+}
+
 /// The simulated world around one engine.
 #[derive(Debug)]
 pub struct Sim {
@@ -130,6 +187,13 @@ pub struct Sim {
     pub verdicts: VecDeque<Result<(), HResult>>,
     /// Every question to the certificate callback: (job, host, port).
     pub validations: Vec<(JobId, String, u16)>,
+    /// What the driver did and delivered, in order (see [`Trace`]).
+    pub trace: Vec<Trace>,
+    /// Save records once the drain is done rather than when `Persist` comes out: the record
+    /// read then is never ahead of the writes queued behind the `Persist` (see docs/model.md,
+    /// checkpoint-behind-data). Off by default: `backhaul_io::Host` saves in order.
+    pub defer_persist: bool,
+    persist_due: Vec<JobId>,
     now: Timestamp,
     rng: u64,
     latency: Duration,
@@ -167,6 +231,9 @@ impl Sim {
             dirs: vec![PathBuf::from("/dl")],
             verdicts: VecDeque::new(),
             validations: Vec::new(),
+            trace: Vec::new(),
+            defer_persist: false,
+            persist_due: Vec::new(),
             now: START,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
@@ -308,6 +375,53 @@ impl Sim {
             .collect()
     }
 
+    /// A hash of everything that decides what happens next — the engine (its whole `Debug`
+    /// form), the file system, the servers, connections, queued inputs, verdicts and the clock —
+    /// and nothing of the history (events, requests, trace). Two runs with equal fingerprints
+    /// behave alike from here on: the exhaustive explorer deduplicates states by it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", self.engine).hash(&mut h);
+        format!(
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            self.files,
+            self.servers,
+            self.conns,
+            self.open_files,
+            self.pending,
+            self.results,
+            self.verdicts,
+            self.fail_writes,
+            self.last_timeout,
+            self.rng,
+        )
+        .hash(&mut h);
+        self.now.hash(&mut h);
+        h.finish()
+    }
+
+    /// "Saves" `job`'s record: traces, per file, the bytes the record claims and the bytes its
+    /// temp file holds now.
+    fn save(&mut self, job: JobId) {
+        let Ok(view) = self.engine.job(job) else {
+            return;
+        };
+        let files = view
+            .files()
+            .iter()
+            .map(|f| {
+                let on_disk = f
+                    .temporary_name
+                    .as_ref()
+                    .and_then(|t| self.files.get(t))
+                    .map_or(0, |t| t.data.len() as u64);
+                (f.progress.bytes_transferred, on_disk)
+            })
+            .collect();
+        self.trace.push(Trace::Persist { job, files });
+    }
+
     fn next_wakeup(&self) -> Option<Timestamp> {
         let delivery = self.pending.iter().map(|(at, _, _)| *at).min();
         let timer = self.last_timeout.map(|t| t.max(self.now));
@@ -334,6 +448,12 @@ impl Sim {
             self.engine.handle(Input::Timeout { now });
         }
         for (_, _, input) in due {
+            if let Input::CertificateVerdict { conn, verdict, .. } = &input {
+                self.trace.push(Trace::Verdict {
+                    conn: *conn,
+                    accepted: verdict.is_ok(),
+                });
+            }
             // Inputs carry the time they are delivered at, not the time they were scheduled.
             self.engine.handle(input.at(now));
             self.drain();
@@ -350,7 +470,12 @@ impl Sim {
                     self.last_timeout = t;
                     match self.results.pop_front() {
                         Some(input) => self.engine.handle(input),
-                        None => return,
+                        None => {
+                            for job in std::mem::take(&mut self.persist_due) {
+                                self.save(job);
+                            }
+                            return;
+                        }
                     }
                 }
             }
@@ -395,6 +520,12 @@ impl Sim {
                 tls_server_name,
             } => {
                 self.connects += 1;
+                self.trace.push(Trace::Connect {
+                    conn,
+                    host: host.clone(),
+                    port,
+                    tls: tls_server_name.is_some(),
+                });
                 let refused = self
                     .servers
                     .get(&(host.clone(), port))
@@ -417,7 +548,10 @@ impl Sim {
                     });
                 }
             }
-            Action::Send { conn, data } => self.answer(conn, &data),
+            Action::Send { conn, data } => {
+                self.trace.push(Trace::Send { conn });
+                self.answer(conn, &data);
+            }
             Action::Close { conn } => {
                 self.conns.remove(&conn);
                 self.pending
@@ -445,6 +579,7 @@ impl Sim {
                     Ok(()) => {
                         let len = self.files.entry(path.clone()).or_default().data.len() as u64;
                         self.open_files.insert((job, file), path);
+                        self.trace.push(Trace::TempOpened { job, file });
                         self.results.push_back(Input::TempOpened {
                             now,
                             job,
@@ -471,6 +606,7 @@ impl Sim {
                 data,
             } => {
                 if let Some(kind) = self.fail_writes {
+                    self.trace.push(Trace::WriteFailed { job, file });
                     let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
                     self.results.push_back(Input::FileFailed {
                         now,
@@ -540,7 +676,15 @@ impl Sim {
                 self.open_files.remove(&(job, file));
                 self.files.remove(&path);
             }
-            Action::Persist { .. } | Action::Forget { .. } => self.persists += 1,
+            Action::Persist { job } => {
+                self.persists += 1;
+                if !self.defer_persist {
+                    self.save(job);
+                } else if !self.persist_due.contains(&job) {
+                    self.persist_due.push(job);
+                }
+            }
+            Action::Forget { .. } => self.persists += 1,
             Action::ValidateCertificate {
                 conn,
                 job,
@@ -549,6 +693,7 @@ impl Sim {
                 ..
             } => {
                 self.validations.push((job, host, port));
+                self.trace.push(Trace::Validate { conn });
                 let verdict = self.verdicts.pop_front().unwrap_or(Ok(()));
                 self.later(Input::CertificateVerdict { now, conn, verdict });
             }
