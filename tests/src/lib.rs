@@ -5,6 +5,7 @@
 //! reproducible payloads ([`data`]), and the cross-driver conformance suite ([`conformance`])
 //! that `tests/conformance.rs` runs on both drivers. For verification: a two-file [`world`] driven
 //! by a small operation alphabet with the contract's [`invariants`] checked after every step, a
+//! [`reference`] model of the contract to compare it with, a
 //! bounded exhaustive [`explore`]r over it, and the bodies of the fuzz targets ([`fuzzing`]).
 
 pub mod conformance;
@@ -13,6 +14,7 @@ pub mod explore;
 pub mod fuzzing;
 pub mod invariants;
 pub mod pki;
+pub mod reference;
 pub mod server;
 pub mod sim;
 pub mod world;

@@ -21,7 +21,7 @@ use bytes::Bytes;
 pub const START: Timestamp = Timestamp::from_secs(1_767_225_600);
 
 /// One version of a remote file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Resource {
     /// The bytes.
     pub body: Vec<u8>,
@@ -31,6 +31,28 @@ pub struct Resource {
     pub last_modified: Option<String>,
     /// Send the body chunked instead of with Content-Length.
     pub chunked: bool,
+}
+
+impl std::fmt::Debug for Resource {
+    /// The body as its length and a checksum: readable in failures, and cheap to fingerprint.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field(
+                "body",
+                &format_args!("{} bytes #{:016x}", self.body.len(), fnv(&self.body)),
+            )
+            .field("etag", &self.etag)
+            .field("last_modified", &self.last_modified)
+            .field("chunked", &self.chunked)
+            .finish()
+    }
+}
+
+/// FNV-1a: a cheap, stable checksum for fingerprints and debug output.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Resource {
@@ -99,10 +121,21 @@ struct SimConn {
 }
 
 /// A file of the in-memory file system.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SimFile {
     /// Contents.
     pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SimFile({} bytes #{:016x})",
+            self.data.len(),
+            fnv(&self.data)
+        )
+    }
 }
 
 /// What the simulated driver did or delivered, in order: what the invariant checks that
@@ -383,13 +416,19 @@ impl Sim {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", self.engine).hash(&mut h);
+        for (at, order, input) in &self.pending {
+            (at, order).hash(&mut h);
+            match input {
+                Input::Received { conn, data, .. } => (conn, fnv(data)).hash(&mut h),
+                other => format!("{other:?}").hash(&mut h),
+            }
+        }
         format!(
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
             self.files,
             self.servers,
             self.conns,
             self.open_files,
-            self.pending,
             self.results,
             self.verdicts,
             self.fail_writes,

@@ -27,8 +27,9 @@ pub const FILES: [(&str, &str, u16, &str, &str); 2] = [
 ];
 /// The retry delay the world's job uses (BITS' floor).
 pub const RETRY_DELAY_SECS: u32 = 5;
-/// The no-progress timeout the world's job uses: short, so retries end in ERROR quickly.
-pub const NO_PROGRESS_SECS: u32 = 60;
+/// The no-progress timeout the world's job uses: short, so retries end in ERROR quickly, and
+/// no multiple of the retry delay, so the deadline never ties with a retry.
+pub const NO_PROGRESS_SECS: u32 = 17;
 
 /// How a server answers the next request for one file (then it serves normally again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
