@@ -15,8 +15,11 @@ use backhaul_core::{codes, JobState};
 use crate::sim::{Reply, Resource, Sim, Trace};
 use crate::world::{Op, World};
 
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the directory under `fuzz/corpus/`) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("http_response", http_response),
     ("job_record", job_record),
     ("security_flags", security_flags),

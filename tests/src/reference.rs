@@ -172,7 +172,7 @@ impl Model {
 
     /// The job is queued: transfer unfinished files in order until one fails or all are done.
     fn run(&mut self) {
-        for i in 0..2 {
+        for (i, size) in SIZES.into_iter().enumerate() {
             if self.done[i] {
                 continue;
             }
@@ -201,11 +201,11 @@ impl Model {
                 }
                 ServerReply::Truncated => {
                     // Half the body arrives; a resumed transfer asked for the rest already.
-                    let half = SIZES[i] / 2;
+                    let half = size / 2;
                     if self.bytes[i] < half {
                         self.bytes[i] = half;
                     } else {
-                        self.bytes[i] = SIZES[i];
+                        self.bytes[i] = size;
                         self.done[i] = true;
                         self.last_progress = self.now;
                         continue;
@@ -218,7 +218,7 @@ impl Model {
                     );
                 }
                 _ => {
-                    self.bytes[i] = SIZES[i];
+                    self.bytes[i] = size;
                     self.done[i] = true;
                     self.last_progress = self.now;
                 }
