@@ -7,8 +7,8 @@
 //!   cancel and complete always succeed, and resume succeeds (the job has files).
 //! - Resume queues the job and restarts its no-progress clock; the job then transfers its
 //!   unfinished files in order. A file that is served completes; the first that fails stops
-//!   the job: 404 is fatal (ERROR), 503, a refused connection, a connection cut mid-body and a
-//!   rejected certificate are transient (TRANSIENT_ERROR), each counted in the error count.
+//!   the job: 404 is fatal (ERROR), 503, a refused connection, a connection closed or reset
+//!   (before or mid-body) and a rejected certificate are transient (TRANSIENT_ERROR), each counted in the error count.
 //! - Body bytes are progress: a cut transfer keeps its bytes and the retry resumes after them.
 //! - TRANSIENT_ERROR is retried after the retry delay. A failure is fatal instead when the job
 //!   has made no progress for the whole no-progress timeout; and if that deadline comes before
@@ -33,7 +33,7 @@ pub enum Step {
     Cancel,
     /// `Complete`.
     Complete,
-    /// The next request for `file` gets `reply` (Ok, Truncated, Unavailable, NotFound or Redirect).
+    /// The next request for `file` gets `reply` (any but Changed and Silence).
     Serve {
         /// Which file.
         file: u8,
@@ -199,7 +199,12 @@ impl Model {
                     let code = HResult::from_http_status(404);
                     return self.fail(ErrorContext::RemoteFile, code, true);
                 }
-                ServerReply::Truncated => {
+                ServerReply::Closed => {
+                    // An end of stream where the head should be: the response was cut short.
+                    let code = codes::BG_E_CONNECTION_CLOSED;
+                    return self.fail(ErrorContext::RemoteFile, code, false);
+                }
+                reply @ (ServerReply::Truncated | ServerReply::Reset) => {
                     // Half the body arrives; a resumed transfer asked for the rest already.
                     let half = size / 2;
                     if self.bytes[i] < half {
@@ -211,11 +216,16 @@ impl Model {
                         continue;
                     }
                     self.last_progress = self.now;
-                    return self.fail(
-                        ErrorContext::RemoteFile,
-                        codes::BG_E_CONNECTION_CLOSED,
-                        false,
-                    );
+                    return if reply == ServerReply::Reset {
+                        let code = codes::ERROR_WINHTTP_CONNECTION_ERROR;
+                        self.fail(ErrorContext::GeneralTransport, code, false)
+                    } else {
+                        self.fail(
+                            ErrorContext::RemoteFile,
+                            codes::BG_E_CONNECTION_CLOSED,
+                            false,
+                        )
+                    };
                 }
                 _ => {
                     self.bytes[i] = size;

@@ -82,6 +82,10 @@ pub enum Reply {
     ChangeToTruncated(Resource, u64),
     /// Accept the request and never answer.
     Silence,
+    /// Close the connection without answering.
+    Close,
+    /// Serve, but the connection fails (reset) after this many body bytes.
+    Reset(u64),
 }
 
 /// A request as the server saw it.
@@ -777,9 +781,15 @@ impl Sim {
             Some(script) => script.front().cloned().unwrap_or(Reply::Serve),
             None => Reply::Serve,
         };
+        let reset = matches!(reply, Reply::Reset(_));
         let (bytes, truncate_at) = match reply {
             Reply::Serve => (serve(server.resources.get(&path), &seen), None),
             Reply::Truncate(n) => serve_truncated(server.resources.get(&path), &seen, n),
+            Reply::Reset(n) => {
+                let (bytes, _) = serve_truncated(server.resources.get(&path), &seen, n);
+                (bytes, None)
+            }
+            Reply::Close => (Vec::new(), Some(0)),
             Reply::Status(status, extra) => (status_response(status, &extra), None),
             Reply::ChangeTo(resource) => {
                 server.resources.insert(path.clone(), resource);
@@ -800,6 +810,13 @@ impl Sim {
         }
         if truncate_at.is_some() {
             self.later(Input::Closed { now, conn });
+        }
+        if reset {
+            let error = IoFailure::new(
+                IoFailureKind::ConnectionReset,
+                "Connection reset by peer (simulated)",
+            );
+            self.later(Input::ConnectionFailed { now, conn, error });
         }
     }
 }

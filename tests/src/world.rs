@@ -48,11 +48,15 @@ pub enum ServerReply {
     Changed,
     /// The request is accepted and never answered (the receive timeout fires).
     Silence,
+    /// The connection is closed without an answer.
+    Closed,
+    /// The connection is reset after half the body.
+    Reset,
 }
 
 impl ServerReply {
     /// Every reply.
-    pub const ALL: [ServerReply; 7] = [
+    pub const ALL: [ServerReply; 9] = [
         Self::Ok,
         Self::Truncated,
         Self::Unavailable,
@@ -60,6 +64,8 @@ impl ServerReply {
         Self::Redirect,
         Self::Changed,
         Self::Silence,
+        Self::Closed,
+        Self::Reset,
     ];
 }
 
@@ -251,6 +257,8 @@ impl World {
                 Reply::ChangeToTruncated(new, half)
             }
             ServerReply::Silence => Reply::Silence,
+            ServerReply::Closed => Reply::Close,
+            ServerReply::Reset => Reply::Reset(half),
         };
         self.sim.script(host, port, path, vec![first, Reply::Serve]);
     }

@@ -29,6 +29,10 @@ fn alphabet() -> Vec<Op> {
             file: 1,
             reply: ServerReply::Redirect,
         },
+        Op::Serve {
+            file: 1,
+            reply: ServerReply::Reset,
+        },
         Op::Refuse { file: 0, on: true },
         Op::Verdict(false),
         Op::Step,

@@ -3,7 +3,7 @@
 //! verdicts and retries; after every step the engine's observable state equals the model's and
 //! every invariant of `backhaul_tests::invariants` holds.
 //!
-//! `PROPTEST_CASES=n` runs n cases (default 256, about 10 s in a debug build here);
+//! `PROPTEST_CASES=n` runs n cases (default 5,000: about 10 s of CPU in a debug build here);
 //! docs/model.md has the timings for 10,000.
 
 use backhaul_core::JobState;
@@ -29,6 +29,8 @@ impl ReferenceStateMachine for Reference {
             Just(ServerReply::Unavailable),
             Just(ServerReply::NotFound),
             Just(ServerReply::Redirect),
+            Just(ServerReply::Closed),
+            Just(ServerReply::Reset),
         ];
         prop_oneof![
             4 => Just(Step::Resume),
@@ -120,7 +122,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(5_000)
 }
 
 prop_state_machine! {
