@@ -5,7 +5,7 @@
 //! reproducible payloads ([`data`]), and the cross-driver conformance suite ([`conformance`])
 //! that `tests/conformance.rs` runs on both drivers. For verification: a two-file [`world`] driven
 //! by a small operation alphabet with the contract's [`invariants`] checked after every step, a
-//! [`reference`] model of the contract to compare it with, a
+//! [`reference`](mod@reference) model of the contract to compare it with, a
 //! bounded exhaustive [`explore`]r over it, and the bodies of the fuzz targets ([`fuzzing`]).
 
 pub mod conformance;
