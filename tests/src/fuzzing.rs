@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use backhaul_core::http::{HttpError, Limits, Method, ResponseEvent, ResponseParser};
 use backhaul_core::job::{RedirectPolicy, SecurityFlags};
-use backhaul_core::{codes, JobState};
+use backhaul_core::{codes, JobId, JobState};
 
 use crate::sim::{Reply, Resource, Sim, Trace};
 use crate::world::{Op, World};
@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("security_flags", security_flags),
     ("redirect_location", redirect_location),
     ("engine_ops", engine_ops),
+    ("job_id", job_id),
 ];
 
 /// `ResponseParser`: the bytes after a one-byte header (bit 0–1: how many responses and which
@@ -281,4 +282,43 @@ pub fn engine_ops(data: &[u8]) {
             panic!("{violation}");
         }
     }
+}
+
+/// `JobId`'s GUID parser (what the CLI reads from its arguments) against a reference predicate:
+/// it accepts exactly 8-4-4-4-12 hex digits (surrounding blanks and one pair of braces
+/// allowed), and every id prints as a GUID that parses back to it.
+pub fn job_id(data: &[u8]) {
+    let mut raw = [0u8; 16];
+    for (i, b) in data.iter().take(16).enumerate() {
+        raw[i] = *b;
+    }
+    let id = JobId(u128::from_le_bytes(raw));
+    assert_eq!(
+        id.to_string().parse::<JobId>().ok(),
+        Some(id),
+        "{id} does not round-trip"
+    );
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let accepted = text.parse::<JobId>();
+    assert_eq!(accepted.is_ok(), is_guid(text), "{text:?}: {accepted:?}");
+    if let Ok(parsed) = accepted {
+        assert_eq!(parsed.to_string().parse::<JobId>().ok(), Some(parsed));
+    }
+}
+
+/// The reference: `{`? 8-4-4-4-12 hex digits `}`? with blanks around.
+fn is_guid(text: &str) -> bool {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(t);
+    let groups: Vec<&str> = t.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
