@@ -33,7 +33,10 @@ impl std::str::FromStr for JobId {
             .unwrap_or(s);
         let groups: Vec<&str> = s.split('-').collect();
         let lens = [8, 4, 4, 4, 12];
-        if groups.len() != 5 || groups.iter().zip(lens).any(|(g, n)| g.len() != n) {
+        // Hex digits only: `from_str_radix` alone would also take a sign ("+1234567-…").
+        let malformed =
+            |(g, n): (&&str, usize)| g.len() != n || !g.chars().all(|c| c.is_ascii_hexdigit());
+        if groups.len() != 5 || groups.iter().zip(lens).any(malformed) {
             return Err(crate::BitsError::new(
                 crate::codes::E_INVALIDARG,
                 "not a job id (GUID)",
@@ -56,5 +59,35 @@ pub struct ConnId(pub u64);
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "conn#{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_id_prints_as_a_guid_and_parses_back() {
+        let id = JobId(0x6F1A_2B3C_0D4E_5F60_7182_93A4_B5C6_D7E8);
+        assert_eq!(id.to_string(), "{6F1A2B3C-0D4E-5F60-7182-93A4B5C6D7E8}");
+        assert_eq!(id.to_string().parse::<JobId>().unwrap(), id);
+        assert_eq!(
+            "6f1a2b3c-0d4e-5f60-7182-93a4b5c6d7e8"
+                .parse::<JobId>()
+                .unwrap(),
+            id
+        );
+    }
+
+    #[test]
+    fn a_sign_in_a_job_id_is_refused() {
+        for text in [
+            "+1234567-0000-0000-0000-000000000000",
+            "{+1234567-0000-0000-0000-000000000000}",
+            "12345678-0000-0000-0000-+00000000000",
+        ] {
+            let err = text.parse::<JobId>().unwrap_err();
+            assert_eq!(err.code(), crate::codes::E_INVALIDARG, "{text}");
+        }
     }
 }

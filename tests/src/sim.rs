@@ -28,7 +28,7 @@ use crate::ntlm_peer::{NtlmPeer, Verdict};
 pub const START: Timestamp = Timestamp::from_secs(1_767_225_600);
 
 /// One version of a remote file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Resource {
     /// The bytes.
     pub body: Vec<u8>,
@@ -38,6 +38,28 @@ pub struct Resource {
     pub last_modified: Option<String>,
     /// Send the body chunked instead of with Content-Length.
     pub chunked: bool,
+}
+
+impl std::fmt::Debug for Resource {
+    /// The body as its length and a checksum: readable in failures, and cheap to fingerprint.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field(
+                "body",
+                &format_args!("{} bytes #{:016x}", self.body.len(), fnv(&self.body)),
+            )
+            .field("etag", &self.etag)
+            .field("last_modified", &self.last_modified)
+            .field("chunked", &self.chunked)
+            .finish()
+    }
+}
+
+/// FNV-1a: a cheap, stable checksum for fingerprints and debug output.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Resource {
@@ -67,6 +89,10 @@ pub enum Reply {
     ChangeToTruncated(Resource, u64),
     /// Accept the request and never answer.
     Silence,
+    /// Close the connection without answering.
+    Close,
+    /// Serve, but the connection fails (reset) after this many body bytes.
+    Reset(u64),
 }
 
 /// A request as the server saw it.
@@ -119,12 +145,80 @@ struct SimProxy {
 }
 
 /// A file of the in-memory file system.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SimFile {
     /// Contents, as written (the page cache).
     pub data: Vec<u8>,
     /// Contents as of the last sync: what survives a power loss.
     pub durable: Vec<u8>,
+}
+
+impl std::fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SimFile({} bytes #{:016x})",
+            self.data.len(),
+            fnv(&self.data)
+        )
+    }
+}
+
+/// What the simulated driver did or delivered, in order: what the invariant checks that
+/// depend on ordering (a request only after a verdict, a checkpoint only over written bytes)
+/// read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// The engine asked for a connection (`tls`: an HTTPS one).
+    Connect {
+        /// The connection.
+        conn: ConnId,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// HTTPS.
+        tls: bool,
+    },
+    /// The engine asked the app's certificate callback about `conn`.
+    Validate {
+        /// The connection waiting.
+        conn: ConnId,
+    },
+    /// The callback's verdict on `conn` was delivered to the engine.
+    Verdict {
+        /// The connection.
+        conn: ConnId,
+        /// Accepted (or rejected).
+        accepted: bool,
+    },
+    /// The engine wrote (request) bytes to `conn`.
+    Send {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A write to a temp file failed (injected with `fail_writes`).
+    WriteFailed {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+    /// A temp file was opened (created or reopened) for `(job, file)`.
+    TempOpened {
+        /// The job.
+        job: JobId,
+        /// The file.
+        file: FileIndex,
+    },
+    /// The engine asked to persist `job`'s record; per file, the bytes the record claims and
+    /// the bytes its temp file held when the record was saved.
+    Persist {
+        /// The job.
+        job: JobId,
+        /// `(recorded bytes_transferred, bytes in the temp file)` per file.
+        files: Vec<(u64, u64)>,
+    },
 }
 
 /// The simulated world around one engine.
@@ -169,6 +263,13 @@ pub struct Sim {
     crls: BTreeMap<String, Option<Vec<u8>>>,
     /// Chains presented by HTTPS hosts; a host not here presents `sim_leaf(host)`.
     chains: BTreeMap<String, Vec<backhaul_core::CertificateDer<'static>>>,
+    /// What the driver did and delivered, in order (see [`Trace`]).
+    pub trace: Vec<Trace>,
+    /// Save records once the drain is done rather than when `Persist` comes out: the record
+    /// read then is never ahead of the writes queued behind the `Persist` (see docs/model.md,
+    /// checkpoint-behind-data). Off by default: `backhaul_io::Host` saves in order.
+    pub defer_persist: bool,
+    persist_due: Vec<JobId>,
     now: Timestamp,
     rng: u64,
     latency: Duration,
@@ -217,6 +318,9 @@ impl Sim {
             crl_fetches: Vec::new(),
             crls: BTreeMap::new(),
             chains: BTreeMap::new(),
+            trace: Vec::new(),
+            defer_persist: false,
+            persist_due: Vec::new(),
             now: START,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             latency: Duration::from_millis(5),
@@ -453,6 +557,66 @@ impl Sim {
             .collect()
     }
 
+    /// A hash of everything that decides what happens next — the engine (its whole `Debug`
+    /// form), the file system, the servers, connections, queued inputs, verdicts and the clock —
+    /// and nothing of the history (events, requests, trace). Two runs with equal fingerprints
+    /// behave alike from here on: the exhaustive explorer deduplicates states by it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", self.engine).hash(&mut h);
+        for (at, order, input) in &self.pending {
+            (at, order).hash(&mut h);
+            match input {
+                Input::Received { conn, data, .. } => (conn, fnv(data)).hash(&mut h),
+                other => format!("{other:?}").hash(&mut h),
+            }
+        }
+        format!(
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            self.files,
+            self.servers,
+            self.conns,
+            self.open_files,
+            self.results,
+            self.verdicts,
+            self.fail_writes,
+            self.last_timeout,
+            self.rng,
+        )
+        .hash(&mut h);
+        self.now.hash(&mut h);
+        h.finish()
+    }
+
+    /// "Saves" `job`'s record: traces, per file, the bytes the record claims and the bytes its
+    /// temp file holds now.
+    /// Records what a save would hold for the invariants: per file, the offset a restart
+    /// resumes from (the synced checkpoint) and the bytes the temp file holds durably. A
+    /// CANCELLED record is only kept to find its temp files again: it is never resumed.
+    fn save(&mut self, job: JobId) {
+        let (Ok(view), Some(record)) = (self.engine.job(job), self.engine.job_record(job)) else {
+            return;
+        };
+        if record.state().is_final() {
+            return;
+        }
+        let files = view
+            .files()
+            .iter()
+            .zip(record.checkpoints())
+            .map(|(f, checkpoint)| {
+                let durable = f
+                    .temporary_name
+                    .as_ref()
+                    .and_then(|t| self.files.get(t))
+                    .map_or(0, |t| t.durable.len() as u64);
+                (checkpoint, durable)
+            })
+            .collect();
+        self.trace.push(Trace::Persist { job, files });
+    }
+
     fn next_wakeup(&self) -> Option<Timestamp> {
         let delivery = self.pending.iter().map(|(at, _, _)| *at).min();
         let timer = self.last_timeout.map(|t| t.max(self.now));
@@ -479,6 +643,12 @@ impl Sim {
             self.engine.handle(Input::Timeout { now });
         }
         for (_, _, input) in due {
+            if let Input::CertificateVerdict { conn, verdict, .. } = &input {
+                self.trace.push(Trace::Verdict {
+                    conn: *conn,
+                    accepted: verdict.is_ok(),
+                });
+            }
             // Inputs carry the time they are delivered at, not the time they were scheduled.
             self.engine.handle(input.at(now));
             self.drain();
@@ -495,7 +665,12 @@ impl Sim {
                     self.last_timeout = t;
                     match self.results.pop_front() {
                         Some(input) => self.engine.handle(input),
-                        None => return,
+                        None => {
+                            for job in std::mem::take(&mut self.persist_due) {
+                                self.save(job);
+                            }
+                            return;
+                        }
                     }
                 }
             }
@@ -540,6 +715,12 @@ impl Sim {
                 tls_server_name,
             } => {
                 self.connects += 1;
+                self.trace.push(Trace::Connect {
+                    conn,
+                    host: host.clone(),
+                    port,
+                    tls: tls_server_name.is_some(),
+                });
                 let is_proxy = self.proxies.contains_key(&(host.clone(), port));
                 let refused = !is_proxy
                     && self
@@ -575,9 +756,13 @@ impl Sim {
                 }
             }
             Action::Send { conn, data } if self.socks_handshaking(conn) => {
+                self.trace.push(Trace::Send { conn });
                 self.socks_answer(conn, &data)
             }
-            Action::Send { conn, data } => self.answer(conn, &data),
+            Action::Send { conn, data } => {
+                self.trace.push(Trace::Send { conn });
+                self.answer(conn, &data);
+            }
             Action::Close { conn } => {
                 self.conns.remove(&conn);
                 self.pending
@@ -605,6 +790,7 @@ impl Sim {
                     Ok(()) => {
                         let len = self.files.entry(path.clone()).or_default().data.len() as u64;
                         self.open_files.insert((job, file), path);
+                        self.trace.push(Trace::TempOpened { job, file });
                         self.results.push_back(Input::TempOpened {
                             now,
                             job,
@@ -631,6 +817,7 @@ impl Sim {
                 data,
             } => {
                 if let Some(kind) = self.fail_writes {
+                    self.trace.push(Trace::WriteFailed { job, file });
                     let error = IoFailure::new(kind, format!("{kind:?} (simulated)"));
                     self.results.push_back(Input::FileFailed {
                         now,
@@ -724,6 +911,11 @@ impl Sim {
                 let record = self.engine.job_record(job).expect("persist a live job");
                 self.store
                     .insert(job, backhaul_store::encode_record(record));
+                if !self.defer_persist {
+                    self.save(job);
+                } else if !self.persist_due.contains(&job) {
+                    self.persist_due.push(job);
+                }
             }
             Action::Forget { job } => {
                 self.persists += 1;
@@ -745,6 +937,7 @@ impl Sim {
                 ..
             } => {
                 self.validations.push((job, host, port));
+                self.trace.push(Trace::Validate { conn });
                 let verdict = self.verdicts.pop_front().unwrap_or(Ok(()));
                 self.later(Input::CertificateVerdict { now, conn, verdict });
             }
@@ -835,9 +1028,15 @@ impl Sim {
             Some(script) => script.front().cloned().unwrap_or(Reply::Serve),
             None => Reply::Serve,
         };
+        let reset = matches!(reply, Reply::Reset(_));
         let (bytes, truncate_at) = match reply {
             Reply::Serve => (serve(server.resources.get(&path), &seen), None),
             Reply::Truncate(n) => serve_truncated(server.resources.get(&path), &seen, n),
+            Reply::Reset(n) => {
+                let (bytes, _) = serve_truncated(server.resources.get(&path), &seen, n);
+                (bytes, None)
+            }
+            Reply::Close => (Vec::new(), Some(0)),
             Reply::Status(status, extra) => (status_response(status, &extra), None),
             Reply::ChangeTo(resource) => {
                 server.resources.insert(path.clone(), resource);
@@ -858,6 +1057,13 @@ impl Sim {
         }
         if truncate_at.is_some() {
             self.later(Input::Closed { now, conn });
+        }
+        if reset {
+            let error = IoFailure::new(
+                IoFailureKind::ConnectionReset,
+                "Connection reset by peer (simulated)",
+            );
+            self.later(Input::ConnectionFailed { now, conn, error });
         }
     }
 }

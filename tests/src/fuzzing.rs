@@ -1,0 +1,324 @@
+//! The bodies of the fuzz targets in `fuzz/`: each takes arbitrary bytes and panics when a
+//! promise breaks. A fuzz target is one line calling its body here, so the same body runs under
+//! `cargo test` over the checked-in corpus (`tests/tests/fuzz_corpus.rs`) on stable.
+//!
+//! To add a target: write `pub fn name(data: &[u8])` here, add it to [`TARGETS`], add
+//! `fuzz/fuzz_targets/name.rs` (a copy of any other with the name changed) and its `[[bin]]` in
+//! `fuzz/Cargo.toml`, and put a few meaningful seed files in `fuzz/corpus/name/`.
+
+use bytes::Bytes;
+
+use backhaul_core::http::{HttpError, Limits, Method, ResponseEvent, ResponseParser};
+use backhaul_core::job::{RedirectPolicy, SecurityFlags};
+use backhaul_core::{codes, JobId, JobState};
+
+use crate::sim::{Reply, Resource, Sim, Trace};
+use crate::world::{Op, World};
+
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
+/// Every target: its name (the directory under `fuzz/corpus/`) and its body.
+pub const TARGETS: &[(&str, Body)] = &[
+    ("http_response", http_response),
+    ("job_record", job_record),
+    ("security_flags", security_flags),
+    ("redirect_location", redirect_location),
+    ("engine_ops", engine_ops),
+    ("job_id", job_id),
+];
+
+/// `ResponseParser`: the bytes after a one-byte header (bit 0–1: how many responses and which
+/// are to HEAD; bit 2: end of stream after the bytes; bit 3: small limits) are fed whole, one
+/// byte at a time, and split in two at every point (beyond 64 bytes, at a data-derived point
+/// and its neighbours: every point would make each run quadratic, and the fuzzer varies the
+/// point anyway): every way gives the same events, or the same error.
+pub fn http_response(data: &[u8]) {
+    let Some((&header, wire)) = data.split_first() else {
+        return;
+    };
+    let methods: &[Method] = match header & 3 {
+        0 => &[Method::Get],
+        1 => &[Method::Head, Method::Get],
+        2 => &[Method::Get, Method::Get, Method::Get],
+        _ => &[Method::Get, Method::Head],
+    };
+    let eof = header & 4 != 0;
+    let limits = if header & 8 != 0 {
+        Limits {
+            max_head_bytes: 128,
+            max_headers: 4,
+        }
+    } else {
+        Limits::default()
+    };
+    let whole = parse_pieces(limits, methods, &[wire], eof);
+    let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+    let bytewise = parse_pieces(limits, methods, &bytes, eof);
+    assert_eq!(whole, bytewise, "byte-at-a-time differs from whole");
+    let splits: Vec<usize> = if wire.len() <= EVERY_SPLIT_UP_TO {
+        (0..=wire.len()).collect()
+    } else {
+        let at = usize::from(header) * wire.len() / 256;
+        vec![at.saturating_sub(1), at, at + 1]
+    };
+    for at in splits.into_iter().filter(|at| *at <= wire.len()) {
+        let (a, b) = wire.split_at(at);
+        let split = parse_pieces(limits, methods, &[a, b], eof);
+        assert_eq!(whole, split, "split at {at} differs from whole");
+    }
+}
+
+/// Inputs up to this long are split at every point.
+const EVERY_SPLIT_UP_TO: usize = 64;
+
+/// A response event with the body merged, so different splits compare equal.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Head(String),
+    Body(Vec<u8>),
+    End(bool),
+}
+
+fn parse_pieces(
+    limits: Limits,
+    methods: &[Method],
+    pieces: &[&[u8]],
+    eof: bool,
+) -> Result<Vec<Seen>, HttpError> {
+    let mut parser = ResponseParser::new(limits);
+    let mut methods = methods.iter().copied();
+    parser.expect_response(methods.next().expect("at least one method"));
+    let mut seen = Vec::new();
+    for piece in pieces {
+        parser.push(Bytes::copy_from_slice(piece));
+        while let Some(event) = parser.poll_event()? {
+            record(&mut parser, &mut methods, &mut seen, event);
+        }
+    }
+    if eof {
+        if let Some(event) = parser.handle_eof()? {
+            record(&mut parser, &mut methods, &mut seen, event);
+            while let Some(event) = parser.poll_event()? {
+                record(&mut parser, &mut methods, &mut seen, event);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+fn record(
+    parser: &mut ResponseParser,
+    methods: &mut impl Iterator<Item = Method>,
+    seen: &mut Vec<Seen>,
+    event: ResponseEvent,
+) {
+    match event {
+        ResponseEvent::Head(head) => {
+            assert!((100..=599).contains(&head.status), "status {}", head.status);
+            seen.push(Seen::Head(format!("{head:?}")));
+        }
+        ResponseEvent::Body(data) => {
+            assert!(!data.is_empty(), "an empty Body event");
+            match seen.last_mut() {
+                Some(Seen::Body(body)) => body.extend_from_slice(&data),
+                _ => seen.push(Seen::Body(data.to_vec())),
+            }
+        }
+        ResponseEvent::End { reusable } => {
+            seen.push(Seen::End(reusable));
+            if let Some(method) = methods.next() {
+                parser.expect_response(method);
+            }
+        }
+    }
+}
+
+/// `decode_record`: never panics; a record that decodes re-encodes to one that decodes equal.
+/// The bytes are tried as they are and behind a valid magic and version, so the fuzzer reaches
+/// the JSON.
+pub fn job_record(data: &[u8]) {
+    let mut framed = b"BHJR".to_vec();
+    framed.extend_from_slice(&backhaul_store::RECORD_VERSION.to_le_bytes());
+    framed.extend_from_slice(data);
+    for bytes in [data, &framed[..]] {
+        if let Ok(record) = backhaul_store::decode_record(bytes) {
+            let again = backhaul_store::encode_record(&record);
+            let back = backhaul_store::decode_record(&again).expect("a re-encoded record decodes");
+            assert_eq!(record, back, "encode → decode changed the record");
+        }
+    }
+}
+
+/// `SecurityFlags::from_bits` against a reference predicate, and the typed builder: the flags
+/// it builds from the getters of any valid value are that value.
+pub fn security_flags(data: &[u8]) {
+    let mut word = [0u8; 4];
+    for (i, b) in data.iter().take(4).enumerate() {
+        word[i] = *b;
+    }
+    let bits = u32::from_le_bytes(word);
+    let defined = bits & !0x0F1F == 0;
+    let policy_ok = matches!(bits & 0x0700, 0x0000 | 0x0100 | 0x0200);
+    match SecurityFlags::from_bits(bits) {
+        Ok(flags) => {
+            assert!(defined && policy_ok, "0x{bits:08X} accepted");
+            assert_eq!(flags.bits(), bits);
+            let built = SecurityFlags::default()
+                .with_crl_check(flags.crl_check())
+                .with_ignore_cn_invalid(flags.ignore_cn_invalid())
+                .with_ignore_date_invalid(flags.ignore_date_invalid())
+                .with_ignore_unknown_ca(flags.ignore_unknown_ca())
+                .with_ignore_wrong_usage(flags.ignore_wrong_usage())
+                .with_redirect_policy(flags.redirect_policy())
+                .with_allow_https_to_http(flags.allow_https_to_http());
+            assert_eq!(built, flags, "the builder does not rebuild 0x{bits:08X}");
+            assert_eq!(flags.ssl_bits(), bits & 0x1F);
+            assert_eq!(flags.redirect_policy().bits(), bits & 0x0700);
+        }
+        Err(e) => {
+            assert!(!(defined && policy_ok), "0x{bits:08X} refused");
+            assert_eq!(e.code(), codes::E_NOTIMPL);
+        }
+    }
+}
+
+/// A redirect to an arbitrary `Location` (the bytes after a two-byte header: the status and
+/// the job's redirect policy), driven through the simulation: nothing panics, the job settles,
+/// every connection goes to a host the URL parser accepted, and the file's remote name stays
+/// http(s) without user info.
+pub fn redirect_location(data: &[u8]) {
+    let [status_pick, policy_pick, rest @ ..] = data else {
+        return;
+    };
+    let status = [301, 302, 303, 307, 308, 300][usize::from(*status_pick) % 6];
+    let policy = [
+        RedirectPolicy::AllowSilent,
+        RedirectPolicy::AllowReport,
+        RedirectPolicy::Disallow,
+    ][usize::from(*policy_pick & 3) % 3];
+    let flags = SecurityFlags::default()
+        .with_redirect_policy(policy)
+        .with_allow_https_to_http(policy_pick & 4 != 0);
+    // Header values cannot hold CR or LF: the server could not send them.
+    let location: String = String::from_utf8_lossy(rest)
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .collect();
+    let https = policy_pick & 8 != 0;
+    let (scheme, port) = if https { ("https", 443) } else { ("http", 80) };
+    let mut sim = Sim::new(u64::from(*status_pick));
+    let body: Vec<u8> = (0..500u32).map(|i| i as u8).collect();
+    sim.serve(
+        "files.test",
+        port,
+        "/next",
+        Resource::new(body.clone(), "n"),
+    );
+    sim.serve("other.test", 80, "/next", Resource::new(body, "n"));
+    sim.script(
+        "files.test",
+        port,
+        "/a",
+        vec![Reply::Status(status, vec![("Location".into(), location)])],
+    );
+    let job = sim.create_job("redirect");
+    sim.command(|e| {
+        let mut j = e.job_mut(job)?;
+        j.add_file(
+            &format!("{scheme}://files.test/a"),
+            std::path::Path::new("/dl/a"),
+        )?;
+        j.set_security_flags(flags.bits())?;
+        j.resume()
+    })
+    .expect("the job starts");
+    for _ in 0..2_000 {
+        if matches!(
+            sim.state(job),
+            JobState::Transferred | JobState::Error | JobState::TransientError
+        ) || !sim.step()
+        {
+            break;
+        }
+    }
+    let view = sim.engine.job(job).expect("job");
+    assert!(
+        !view.state().is_active(),
+        "the job never settled: {}",
+        view.state()
+    );
+    for item in &sim.trace {
+        if let Trace::Connect { host, .. } = item {
+            assert!(
+                !host.is_empty() && !host.contains(['@', '/', ' ']),
+                "connected to {host:?}"
+            );
+        }
+    }
+    let remote = &view.files()[0].remote_name;
+    let url = url::Url::parse(remote).expect("the remote name is a URL");
+    assert!(
+        matches!(url.scheme(), "http" | "https"),
+        "remote name {remote}"
+    );
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "the remote name {remote} carries user info"
+    );
+}
+
+/// Arbitrary operations on the two-file [`World`] (the first 8 bytes seed the simulation, then
+/// each byte pair is an [`Op`]), with every invariant checked after each.
+pub fn engine_ops(data: &[u8]) {
+    let (seed, ops) = match data.split_first_chunk::<8>() {
+        Some((seed, ops)) => (u64::from_le_bytes(*seed), ops),
+        None => (0, data),
+    };
+    let mut world = World::new(seed);
+    for pair in ops.chunks_exact(2).take(200) {
+        let op = Op::from_bytes(pair[0], pair[1]);
+        if let Err(violation) = world.apply_checked(op) {
+            panic!("{violation}");
+        }
+    }
+}
+
+/// `JobId`'s GUID parser (what the CLI reads from its arguments) against a reference predicate:
+/// it accepts exactly 8-4-4-4-12 hex digits (surrounding blanks and one pair of braces
+/// allowed), and every id prints as a GUID that parses back to it.
+pub fn job_id(data: &[u8]) {
+    let mut raw = [0u8; 16];
+    for (i, b) in data.iter().take(16).enumerate() {
+        raw[i] = *b;
+    }
+    let id = JobId(u128::from_le_bytes(raw));
+    assert_eq!(
+        id.to_string().parse::<JobId>().ok(),
+        Some(id),
+        "{id} does not round-trip"
+    );
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let accepted = text.parse::<JobId>();
+    assert_eq!(accepted.is_ok(), is_guid(text), "{text:?}: {accepted:?}");
+    if let Ok(parsed) = accepted {
+        assert_eq!(parsed.to_string().parse::<JobId>().ok(), Some(parsed));
+    }
+}
+
+/// The reference: `{`? 8-4-4-4-12 hex digits `}`? with blanks around.
+fn is_guid(text: &str) -> bool {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(t);
+    let groups: Vec<&str> = t.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
