@@ -1,11 +1,10 @@
-//! A saved job record never claims bytes its temp file does not hold yet.
+//! A saved job record never claims bytes its temp file does not hold durably.
 //!
 //! `Action::Persist` carries no record: the driver saves `Engine::job_record` as it is when it
-//! performs the action. One input can queue a `Persist` (the state change on the response
-//! head) ahead of the `WriteFile`s of the body that the same input carried; by the time the
-//! driver performs that `Persist`, the record already counts those bytes — and the file is
-//! marked complete — while they are still queued behind it. A crash there (once
-//! `Engine::restore` exists) restores a "complete" file that is empty.
+//! performs the action, so one input can queue a `Persist` ahead of the `WriteFile`s of the
+//! body that the same input carried. What a restart resumes from is each file's `synced`
+//! checkpoint, which moves only when the driver reports `FileSynced` (docs/store.md), so even
+//! a record saved in order never claims more than the temp file holds after a sync.
 
 use backhaul_tests::sim::Trace;
 use backhaul_tests::world::{Op, World};
@@ -13,8 +12,6 @@ use backhaul_tests::world::{Op, World};
 /// Every `Persist` saved as `backhaul_io::Host` saves it (in order), checked against the bytes
 /// written so far.
 #[test]
-#[ignore = "known defect: a Persist performed in order can run ahead of the writes queued behind \
-            it (see the module doc); run with --ignored"]
 fn a_record_saved_in_order_never_claims_unwritten_bytes() {
     let mut world = World::new(1);
     world.sim.defer_persist = false;
