@@ -63,6 +63,8 @@ pub enum Reply {
     ChangeTo(Resource),
     /// Replace the path's resource, then serve the new one truncated after this many bytes.
     ChangeToTruncated(Resource, u64),
+    /// Serve the whole resource with a 200, whatever the Range (a server without ranges).
+    IgnoreRange,
     /// Accept the request and never answer.
     Silence,
 }
@@ -795,6 +797,11 @@ impl Sim {
                 server.resources.insert(path.clone(), resource);
                 serve_truncated(server.resources.get(&path), &seen, n)
             }
+            Reply::IgnoreRange => {
+                let mut whole = seen.clone();
+                whole.headers.retain(|(name, _)| name != "range");
+                (serve(server.resources.get(&path), &whole), None)
+            }
             Reply::Silence => return,
         };
         // Seeded fault: the response arrives split at random points, as real reads do.
@@ -972,28 +979,34 @@ fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
         None => true,
         Some(v) => r.etag.as_deref() == Some(v) || r.last_modified.as_deref() == Some(v),
     };
+    // `bytes=a-` or `bytes=a-b` (an end past the file is cut to it, RFC 9110 §14.1.2).
     let range = req
         .header("range")
         .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|v| v.parse::<u64>().ok())
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| {
+            let end = if b.is_empty() {
+                None
+            } else {
+                Some(b.parse::<u64>().ok()?)
+            };
+            Some((a.parse::<u64>().ok()?, end))
+        })
         .filter(|_| validators_match);
     let mut head = String::new();
     let body: &[u8] = match range {
-        Some(start) if start >= len => {
+        Some((start, _)) if start >= len => {
             head.push_str(&format!(
                 "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n"
             ));
             head.push_str("Content-Length: 0\r\n");
             &[]
         }
-        Some(start) => {
+        Some((start, end)) => {
+            let end = end.map_or(len - 1, |end| end.min(len - 1));
             head.push_str("HTTP/1.1 206 Partial Content\r\n");
-            head.push_str(&format!(
-                "Content-Range: bytes {start}-{}/{len}\r\n",
-                len - 1
-            ));
-            &r.body[start as usize..]
+            head.push_str(&format!("Content-Range: bytes {start}-{end}/{len}\r\n"));
+            &r.body[start as usize..=end as usize]
         }
         None => {
             head.push_str("HTTP/1.1 200 OK\r\n");
