@@ -65,6 +65,11 @@ pub enum Reply {
     ChangeToTruncated(Resource, u64),
     /// Serve the whole resource with a 200, whatever the Range (a server without ranges).
     IgnoreRange,
+    /// Answer a range request as `multipart/byteranges`, the range split into this many
+    /// adjacent parts (a request without Range, or whose If-Range fails, is served normally).
+    Multipart(usize),
+    /// Send these bytes as the whole response.
+    Raw(Vec<u8>),
     /// Accept the request and never answer.
     Silence,
 }
@@ -802,6 +807,11 @@ impl Sim {
                 whole.headers.retain(|(name, _)| name != "range");
                 (serve(server.resources.get(&path), &whole), None)
             }
+            Reply::Multipart(parts) => (
+                serve_multipart(server.resources.get(&path), &seen, parts),
+                None,
+            ),
+            Reply::Raw(bytes) => (bytes, None),
             Reply::Silence => return,
         };
         // Seeded fault: the response arrives split at random points, as real reads do.
@@ -1038,6 +1048,46 @@ fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
         out.extend_from_slice(body);
     }
     out
+}
+
+/// A 206 `multipart/byteranges` answer to a one-range request, in `parts` adjacent parts.
+fn serve_multipart(resource: Option<&Resource>, req: &SeenRequest, parts: usize) -> Vec<u8> {
+    let single = serve(resource, req);
+    let (Some(r), true) = (resource, single.starts_with(b"HTTP/1.1 206")) else {
+        return single;
+    };
+    let text = String::from_utf8_lossy(&single);
+    let range = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Range: bytes "))
+        .and_then(|v| v.split_once('/'))
+        .and_then(|(range, _)| range.split_once('-'))
+        .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
+        .expect("a 206 names its range");
+    let len = r.body.len();
+    let (start, end) = range;
+    let step = (end + 1 - start).div_ceil(parts.max(1));
+    let mut body = b"\r\n".to_vec();
+    let mut at = start;
+    while at <= end {
+        let last = (at + step - 1).min(end);
+        body.extend_from_slice(b"--SIM_BOUNDARY\r\nContent-Type: application/octet-stream\r\n");
+        body.extend_from_slice(
+            format!("Content-Range: bytes {at}-{last}/{len}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&r.body[at..=last]);
+        body.extend_from_slice(b"\r\n");
+        at = last + 1;
+    }
+    body.extend_from_slice(b"--SIM_BOUNDARY--\r\n");
+    let mut head = "HTTP/1.1 206 Partial Content\r\n\
+        Content-Type: multipart/byteranges; boundary=SIM_BOUNDARY\r\n"
+        .to_string();
+    if let Some(etag) = &r.etag {
+        head.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    [head.into_bytes(), body].concat()
 }
 
 fn serve_truncated(

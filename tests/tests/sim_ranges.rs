@@ -328,3 +328,66 @@ fn a_crash_at_any_step_of_a_ranged_file_finishes_byte_identical() {
         }
     });
 }
+
+#[test]
+fn a_multipart_answer_to_a_range_request_is_parsed_part_by_part() {
+    for_each_seed(20, |seed| {
+        for parts in [1, 3] {
+            let mut sim = Sim::new(seed);
+            let data = body(300_000, 11);
+            sim.serve(HOST, 80, "/f", Resource::new(data.clone(), "v1"));
+            sim.script(HOST, 80, "/f", vec![Reply::Multipart(parts)]);
+            let ranges = [r(100_000, 150_000), r(7, 1), r(299_000, LENGTH_TO_EOF)];
+            let job = running_job(&mut sim, &ranges);
+            sim.drive_to_state(job, JobState::Transferred);
+            assert_eq!(sim.requests.len(), 3);
+            assert_eq!(complete_and_read(&mut sim, job), expected(&data, &ranges));
+        }
+    });
+}
+
+/// A 206 multipart answer with these parts (range, bytes) of a 1,000-byte file.
+fn multipart_reply(parts: &[(&str, &[u8])]) -> Reply {
+    let mut body = Vec::new();
+    for (range, bytes) in parts {
+        body.extend_from_slice(b"--X\r\nContent-Range: bytes ");
+        body.extend_from_slice(format!("{range}/1000\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--X--\r\n");
+    let head = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=X\r\n\
+         ETag: \"v1\"\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    Reply::Raw([head.into_bytes(), body].concat())
+}
+
+#[test]
+fn multipart_parts_that_do_not_continue_the_range_fail_with_invalid_server_response() {
+    let cases = [
+        // Another range than asked, a gap, a part past the range, a part missing, bad syntax.
+        multipart_reply(&[("0-3", b"abcd")]),
+        multipart_reply(&[("100-101", b"ab"), ("103-103", b"d")]),
+        multipart_reply(&[("100-104", b"abcde")]),
+        multipart_reply(&[("100-101", b"ab")]),
+        Reply::Raw(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=X\r\n\
+              Content-Length: 9\r\n\r\nnot parts"
+                .to_vec(),
+        ),
+    ];
+    for reply in cases {
+        let mut sim = Sim::new(12);
+        sim.serve(HOST, 80, "/f", Resource::new(body(1_000, 12), "v1"));
+        sim.script(HOST, 80, "/f", vec![reply.clone()]);
+        let job = running_job(&mut sim, &[r(100, 4)]);
+        sim.drive_to_state(job, JobState::Error);
+        assert_eq!(
+            error_code(&sim, job),
+            codes::BG_E_INVALID_SERVER_RESPONSE,
+            "{reply:?}"
+        );
+    }
+}

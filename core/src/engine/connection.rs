@@ -343,6 +343,7 @@ impl Engine {
         fetch.range_start = range_start;
         fetch.offset = range_start;
         fetch.range = range;
+        fetch.parts = None;
         let c = self
             .conns
             .get_mut(&conn)

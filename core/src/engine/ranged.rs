@@ -14,10 +14,14 @@
 //!   whole entity to keep a few ranges could cost any amount of traffic, so it is not done.
 //! - The local offset (`transferred`, `synced`) maps to (range, offset in range), so a resume
 //!   or a restart from a checkpoint continues inside the current range.
+//! - A 206 may come as `multipart/byteranges` (some servers answer that way): its parts must
+//!   continue the range asked for, in order, without gaps; each part is checked as it starts.
+
+use bytes::Bytes;
 
 use crate::codes;
 use crate::error::Severity;
-use crate::http::{BodyFraming, ContentRange, ResponseHead};
+use crate::http::{self, BodyFraming, ByterangesParser, ContentRange, PartEvent, ResponseHead};
 use crate::ids::{ConnId, JobId};
 use crate::job::file::JobFile;
 use crate::job::ranges::{self, LENGTH_TO_EOF};
@@ -37,6 +41,8 @@ pub(crate) struct RangeRequest {
     pub(super) end_inclusive: Option<u64>,
     /// `If-Range` was sent: the local file holds bytes of the recorded version.
     pub(super) conditional: bool,
+    /// The local offset the range's first byte asked for goes to.
+    pub(super) local_start: u64,
     /// One past the local offset this range's last byte goes to, once the head is accepted.
     pub(super) local_end: Option<u64>,
 }
@@ -57,6 +63,7 @@ pub(super) fn next_request(file: &JobFile, conditional: bool) -> Option<RangeReq
         start,
         end_inclusive,
         conditional,
+        local_start: file.transferred,
         local_end: None,
     })
 }
@@ -76,6 +83,25 @@ impl Engine {
         let url = fetch.url.to_string();
         let file = &mut job.rec.files[fetch.file as usize];
         let asked = describe_request(&request);
+        let boundary = head
+            .header("content-type")
+            .and_then(http::byteranges_boundary)
+            .filter(|_| head.status == 206);
+        if let Some(boundary) = boundary {
+            // The range comes as parts, each with its own Content-Range (checked as they come).
+            let known = file.transferred > 0;
+            if known && head.strong_etag().is_some() && changed(file, head) {
+                return self.restart_file(id, conn);
+            }
+            if !known {
+                file.etag = head.strong_etag().map(str::to_string);
+                file.last_modified = head.last_modified().map(str::to_string);
+            }
+            fetch.parts = Some(ByterangesParser::new(&boundary));
+            fetch.phase = Phase::Body;
+            self.apply(id, Trigger::ResponseAccepted);
+            return;
+        }
         let fail = match head.status {
             200 | 203 | 204 => {
                 if request.conditional && changed(file, head) {
@@ -172,6 +198,24 @@ impl Engine {
         };
         let file = &job.rec.files[fetch.file as usize];
         let local_end = fetch.range.and_then(|r| r.local_end);
+        if let Some(parts) = &fetch.parts {
+            let problem = match parts.finish() {
+                Err(e) => Some(e.to_string()),
+                Ok(()) if local_end != Some(fetch.offset) => {
+                    Some("its parts do not cover the range asked for".to_string())
+                }
+                Ok(()) => None,
+            };
+            if let Some(problem) = problem {
+                let why = format!(
+                    "{} sent a multipart answer to a range request: {problem}",
+                    fetch.url
+                );
+                let error = remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why);
+                self.fail(id, error, Severity::Fatal, None);
+                return false;
+            }
+        }
         if local_end != Some(fetch.offset) {
             let why = format!(
                 "{} closed the response before the end of range {}",
@@ -187,9 +231,122 @@ impl Engine {
         }
         fetch.conn = None;
         fetch.range = None;
+        fetch.parts = None;
         self.release_conn(conn, reusable, now);
         self.connect_or_reuse(id);
         false
+    }
+}
+
+impl Engine {
+    /// Body bytes of a `multipart/byteranges` answer: each part must continue the range asked
+    /// for exactly where the bytes so far end (a server that merges or reorders ranges is
+    /// `BG_E_INVALID_SERVER_RESPONSE`); its bytes are written like a plain 206's.
+    pub(super) fn handle_part_bytes(&mut self, id: JobId, data: Bytes) {
+        let Some(fetch) = self.fetch_mut(id) else {
+            return;
+        };
+        let Some(parser) = fetch.parts.as_mut() else {
+            return;
+        };
+        let mut events = Vec::new();
+        let result = parser.push(data, &mut events);
+        for event in events {
+            let still = self
+                .fetch_mut(id)
+                .is_some_and(|f| f.phase == Phase::Body && f.parts.is_some());
+            if !still {
+                return;
+            }
+            match event {
+                PartEvent::Part {
+                    start,
+                    end_inclusive,
+                    total,
+                } => {
+                    if !self.accept_part(id, start, end_inclusive, total) {
+                        return;
+                    }
+                }
+                PartEvent::Data(bytes) => self.write_body(id, bytes),
+                PartEvent::End => {}
+            }
+        }
+        if let Err(e) = result {
+            let Some(fetch) = self.fetch_mut(id).filter(|f| f.parts.is_some()) else {
+                return;
+            };
+            let why = format!("{}: {e}", fetch.url);
+            let error = remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why);
+            self.fail(id, error, Severity::Fatal, None);
+        }
+    }
+
+    /// A part's Content-Range; `false` when the fetch stopped (failed or restarted).
+    fn accept_part(
+        &mut self,
+        id: JobId,
+        start: u64,
+        end_inclusive: u64,
+        total: Option<u64>,
+    ) -> bool {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        let Some(fetch) = job.fetch.as_mut() else {
+            return false;
+        };
+        let Some(request) = fetch.range else {
+            return false;
+        };
+        let url = fetch.url.to_string();
+        let file = &mut job.rec.files[fetch.file as usize];
+        let fail = match total {
+            None => Some((
+                codes::BG_E_INVALID_SERVER_RESPONSE,
+                format!("{url} sent a part without the file's size"),
+            )),
+            Some(total) if file.size.is_some_and(|size| size != total) => {
+                // The size changed under the same validator: another version.
+                let conn = fetch.conn;
+                if let Some(conn) = conn {
+                    self.restart_file(id, conn);
+                }
+                return false;
+            }
+            Some(total) => {
+                file.size = Some(total);
+                let expected_start = request.start + (fetch.offset - request.local_start);
+                let expected_end = request.end_inclusive.unwrap_or(total.saturating_sub(1));
+                if let Some((i, r)) = ranges::first_outside(&file.ranges, total) {
+                    let why = format!(
+                        "range {i} (offset {}, length {}) is outside {url}, which has {total} bytes",
+                        r.initial_offset,
+                        describe_length(r.length)
+                    );
+                    Some((codes::BG_E_INVALID_RANGE, why))
+                } else if start != expected_start || end_inclusive > expected_end {
+                    let why = format!(
+                        "{url} answered Range: bytes={} with a part of bytes                          {start}-{end_inclusive}",
+                        describe_request(&request)
+                    );
+                    Some((codes::BG_E_INVALID_SERVER_RESPONSE, why))
+                } else {
+                    let local_end = request.local_start + (expected_end + 1 - request.start);
+                    if let Some(r) = fetch.range.as_mut() {
+                        r.local_end = Some(local_end);
+                    }
+                    None
+                }
+            }
+        };
+        match fail {
+            Some((code, why)) => {
+                self.fail(id, remote_error(code, why), Severity::Fatal, None);
+                false
+            }
+            None => true,
+        }
     }
 }
 

@@ -240,6 +240,17 @@ impl Engine {
     }
 
     pub(super) fn handle_body(&mut self, id: JobId, data: Bytes) {
+        let multipart = self
+            .fetch_mut(id)
+            .is_some_and(|f| f.phase == Phase::Body && f.parts.is_some());
+        if multipart {
+            return self.handle_part_bytes(id, data);
+        }
+        self.write_body(id, data);
+    }
+
+    /// Body bytes of the current file, in order: written at the fetch's offset.
+    pub(super) fn write_body(&mut self, id: JobId, data: Bytes) {
         let now = self.now;
         let Some(job) = self.jobs.get_mut(&id) else {
             return;

@@ -15,6 +15,7 @@ use crate::auth::AuthScheme;
 
 use crate::codes::{self, HResult};
 use crate::error::{ErrorContext, JobError, Severity};
+use crate::http::ByterangesParser;
 use crate::ids::{ConnId, FileIndex, JobId};
 use crate::input::{FileOp, IoFailure, IoFailureKind};
 use crate::job::Trigger;
@@ -55,6 +56,8 @@ pub(crate) struct Fetch {
     pub(super) range_start: u64,
     /// For a file added with ranges: the range the request in flight asks for.
     pub(super) range: Option<RangeRequest>,
+    /// The answer in flight is `multipart/byteranges`: its parser.
+    pub(super) parts: Option<ByterangesParser>,
     pub(super) temp_open: bool,
     /// The temp file is being re-opened (`create: false`) from an earlier run or fetch.
     pub(super) reopening: bool,
@@ -98,6 +101,7 @@ impl Engine {
             offset: 0,
             range_start: 0,
             range: None,
+            parts: None,
             temp_open: false,
             reopening: !create,
         });
