@@ -22,6 +22,8 @@ pub struct Config {
     pub time_slice: Duration,
     /// `MaxFilesPerJob` (BITS default 200): `BG_E_TOO_MANY_FILES_IN_JOB` beyond it.
     pub max_files_per_job: usize,
+    /// `MaxRangesPerFile` (BITS default 500): `BG_E_TOO_MANY_RANGES_IN_FILE` beyond it.
+    pub max_ranges_per_file: usize,
     /// `MaxJobsPerUser` (BITS default 60): `BG_E_TOO_MANY_JOBS_PER_USER` beyond it.
     pub max_jobs_per_owner: usize,
     /// `MaxJobsPerMachine` (BITS default 300): `BG_E_TOO_MANY_JOBS_PER_MACHINE` beyond it.
@@ -64,6 +66,7 @@ impl Config {
             max_background_jobs: 1,
             time_slice: Duration::from_secs(120),
             max_files_per_job: 200,
+            max_ranges_per_file: 500,
             max_jobs_per_owner: 60,
             max_jobs: 300,
             connect_timeout: Duration::from_secs(60),

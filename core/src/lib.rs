@@ -61,8 +61,8 @@ pub use crate::error::{BitsError, ErrorContext, JobError, Severity};
 pub use crate::ids::{ConnId, FileIndex, JobId};
 pub use crate::input::{FileOp, Input, IoFailure, IoFailureKind};
 pub use crate::job::{
-    Caller, CompleteOutcome, FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType,
-    NotifyFlags, Owner, SIZE_UNKNOWN,
+    Caller, CompleteOutcome, FileProgress, FileRange, JobPriority, JobProgress, JobState, JobTimes,
+    JobType, NotifyFlags, Owner, LENGTH_TO_EOF, SIZE_UNKNOWN,
 };
 pub use crate::output::{Action, JobEvent, Output};
 pub use crate::time::Timestamp;

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use backhaul_core::{
-    BitsError, CompleteOutcome, Engine, FileIndex, HResult, Input, JobEvent, JobId, JobInfo,
-    JobPriority, JobState, JobType,
+    BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
+    JobInfo, JobPriority, JobState, JobType,
 };
 use backhaul_io::{Command, Host};
 
@@ -126,6 +126,23 @@ impl Manager {
     pub fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
         let (url, local) = (url.to_owned(), PathBuf::from(local));
         self.host(move |host| host.add_file(job, &url, &local))?
+    }
+
+    /// `AddFileWithRanges`: only `ranges` of `url`, concatenated in their order at `local`.
+    pub fn add_file_with_ranges(
+        &self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+        ranges: &[FileRange],
+    ) -> Result<FileIndex, BitsError> {
+        let (url, local, ranges) = (url.to_owned(), PathBuf::from(local), ranges.to_vec());
+        self.host(move |host| host.add_file_with_ranges(job, &url, &local, &ranges))?
+    }
+
+    /// `GetFileRanges`: the ranges of file `file` (empty for a file added whole).
+    pub fn file_ranges(&self, job: JobId, file: FileIndex) -> Result<Vec<FileRange>, BitsError> {
+        self.call(move |e| e.job(job)?.file_ranges(file))?
     }
 
     /// `Resume`.

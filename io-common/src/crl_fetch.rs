@@ -54,6 +54,7 @@ pub fn fetch_within(url: &str, limit: Duration) -> Result<Bytes, IoFailure> {
         host: &host_header,
         user_agent: concat!("backhaul-crl/", env!("CARGO_PKG_VERSION")),
         range_start: None,
+        range_end: None,
         if_range: None,
         authorization: None,
         proxy_authorization: None,

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use backhaul_core::proxy::ProxyEnvironment;
 use backhaul_core::{
-    Action, BitsError, ConnId, Engine, FileIndex, FileOp, Input, IoFailure, JobEvent, JobId,
-    JobState, JobType, Output, Owner, Timestamp,
+    Action, BitsError, ConnId, Engine, FileIndex, FileOp, FileRange, Input, IoFailure, JobEvent,
+    JobId, JobState, JobType, Output, Owner, Timestamp,
 };
 use backhaul_store::JobStore;
 use bytes::Bytes;
@@ -207,6 +207,20 @@ impl Host {
     ) -> Result<FileIndex, BitsError> {
         check_local_name(local)?;
         self.engine.job_mut(job)?.add_file(url, local)
+    }
+
+    /// `AddFileWithRanges`, with the same local-name check as `add_file`.
+    pub fn add_file_with_ranges(
+        &mut self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+        ranges: &[FileRange],
+    ) -> Result<FileIndex, BitsError> {
+        check_local_name(local)?;
+        self.engine
+            .job_mut(job)?
+            .add_file_with_ranges(url, local, ranges)
     }
 
     /// Tell `waiter` the job's state once it is settled: now if it already is, else on the

@@ -21,8 +21,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use backhaul_core::{
-    BitsError, CompleteOutcome, Engine, FileIndex, HResult, Input, JobEvent, JobId, JobInfo,
-    JobPriority, JobState, JobType,
+    BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
+    JobInfo, JobPriority, JobState, JobType,
 };
 use backhaul_io::{Command, Host};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -142,6 +142,28 @@ impl Manager {
         let (url, local) = (url.to_owned(), PathBuf::from(local));
         self.host(move |host| host.add_file(job, &url, &local))
             .await?
+    }
+
+    /// `AddFileWithRanges`: only `ranges` of `url`, concatenated in their order at `local`.
+    pub async fn add_file_with_ranges(
+        &self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+        ranges: &[FileRange],
+    ) -> Result<FileIndex, BitsError> {
+        let (url, local, ranges) = (url.to_owned(), PathBuf::from(local), ranges.to_vec());
+        self.host(move |host| host.add_file_with_ranges(job, &url, &local, &ranges))
+            .await?
+    }
+
+    /// `GetFileRanges`: the ranges of file `file` (empty for a file added whole).
+    pub async fn file_ranges(
+        &self,
+        job: JobId,
+        file: FileIndex,
+    ) -> Result<Vec<FileRange>, BitsError> {
+        self.call(move |e| e.job(job)?.file_ranges(file)).await?
     }
 
     /// `Resume`.

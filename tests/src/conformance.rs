@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use backhaul_blocking::CertificateRequest;
 use backhaul_core::{
-    BitsError, CompleteOutcome, FileIndex, HResult, JobError, JobEvent, JobId, JobInfo,
+    BitsError, CompleteOutcome, FileIndex, FileRange, HResult, JobError, JobEvent, JobId, JobInfo,
     JobPriority, JobState, JobType,
 };
 
@@ -92,6 +92,14 @@ pub trait Driver: Sized {
     fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError>;
     /// `Manager::add_file`.
     fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError>;
+    /// `Manager::add_file_with_ranges`.
+    fn add_file_with_ranges(
+        &self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+        ranges: &[FileRange],
+    ) -> Result<FileIndex, BitsError>;
     /// `Manager::resume`.
     fn resume(&self, job: JobId) -> Result<(), BitsError>;
     /// `Manager::suspend`.
@@ -386,6 +394,7 @@ macro_rules! conformance_suite {
         mod $module {
             $crate::conformance_suite!(@tests $driver;
                 downloads_plain_http_file,
+                downloads_ranges_concatenated_in_the_order_given,
                 downloads_https_file_with_test_ca,
                 downloads_64_mib_file_identical_by_hash,
                 downloads_16_mib_https_file_identical_by_hash,

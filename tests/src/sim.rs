@@ -87,6 +87,13 @@ pub enum Reply {
     ChangeTo(Resource),
     /// Replace the path's resource, then serve the new one truncated after this many bytes.
     ChangeToTruncated(Resource, u64),
+    /// Serve the whole resource with a 200, whatever the Range (a server without ranges).
+    IgnoreRange,
+    /// Answer a range request as `multipart/byteranges`, the range split into this many
+    /// adjacent parts (a request without Range, or whose If-Range fails, is served normally).
+    Multipart(usize),
+    /// Send these bytes as the whole response.
+    Raw(Vec<u8>),
     /// Accept the request and never answer.
     Silence,
     /// Close the connection without answering.
@@ -1046,6 +1053,16 @@ impl Sim {
                 server.resources.insert(path.clone(), resource);
                 serve_truncated(server.resources.get(&path), &seen, n)
             }
+            Reply::IgnoreRange => {
+                let mut whole = seen.clone();
+                whole.headers.retain(|(name, _)| name != "range");
+                (serve(server.resources.get(&path), &whole), None)
+            }
+            Reply::Multipart(parts) => (
+                serve_multipart(server.resources.get(&path), &seen, parts),
+                None,
+            ),
+            Reply::Raw(bytes) => (bytes, None),
             Reply::Silence => return,
         };
         // Seeded fault: the response arrives split at random points, as real reads do.
@@ -1284,28 +1301,34 @@ fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
         None => true,
         Some(v) => r.etag.as_deref() == Some(v) || r.last_modified.as_deref() == Some(v),
     };
+    // `bytes=a-` or `bytes=a-b` (an end past the file is cut to it, RFC 9110 §14.1.2).
     let range = req
         .header("range")
         .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|v| v.parse::<u64>().ok())
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| {
+            let end = if b.is_empty() {
+                None
+            } else {
+                Some(b.parse::<u64>().ok()?)
+            };
+            Some((a.parse::<u64>().ok()?, end))
+        })
         .filter(|_| validators_match);
     let mut head = String::new();
     let body: &[u8] = match range {
-        Some(start) if start >= len => {
+        Some((start, _)) if start >= len => {
             head.push_str(&format!(
                 "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n"
             ));
             head.push_str("Content-Length: 0\r\n");
             &[]
         }
-        Some(start) => {
+        Some((start, end)) => {
+            let end = end.map_or(len - 1, |end| end.min(len - 1));
             head.push_str("HTTP/1.1 206 Partial Content\r\n");
-            head.push_str(&format!(
-                "Content-Range: bytes {start}-{}/{len}\r\n",
-                len - 1
-            ));
-            &r.body[start as usize..]
+            head.push_str(&format!("Content-Range: bytes {start}-{end}/{len}\r\n"));
+            &r.body[start as usize..=end as usize]
         }
         None => {
             head.push_str("HTTP/1.1 200 OK\r\n");
@@ -1337,6 +1360,46 @@ fn serve(resource: Option<&Resource>, req: &SeenRequest) -> Vec<u8> {
         out.extend_from_slice(body);
     }
     out
+}
+
+/// A 206 `multipart/byteranges` answer to a one-range request, in `parts` adjacent parts.
+fn serve_multipart(resource: Option<&Resource>, req: &SeenRequest, parts: usize) -> Vec<u8> {
+    let single = serve(resource, req);
+    let (Some(r), true) = (resource, single.starts_with(b"HTTP/1.1 206")) else {
+        return single;
+    };
+    let text = String::from_utf8_lossy(&single);
+    let range = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Range: bytes "))
+        .and_then(|v| v.split_once('/'))
+        .and_then(|(range, _)| range.split_once('-'))
+        .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
+        .expect("a 206 names its range");
+    let len = r.body.len();
+    let (start, end) = range;
+    let step = (end + 1 - start).div_ceil(parts.max(1));
+    let mut body = b"\r\n".to_vec();
+    let mut at = start;
+    while at <= end {
+        let last = (at + step - 1).min(end);
+        body.extend_from_slice(b"--SIM_BOUNDARY\r\nContent-Type: application/octet-stream\r\n");
+        body.extend_from_slice(
+            format!("Content-Range: bytes {at}-{last}/{len}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&r.body[at..=last]);
+        body.extend_from_slice(b"\r\n");
+        at = last + 1;
+    }
+    body.extend_from_slice(b"--SIM_BOUNDARY--\r\n");
+    let mut head = "HTTP/1.1 206 Partial Content\r\n\
+        Content-Type: multipart/byteranges; boundary=SIM_BOUNDARY\r\n"
+        .to_string();
+    if let Some(etag) = &r.etag {
+        head.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    [head.into_bytes(), body].concat()
 }
 
 fn serve_truncated(

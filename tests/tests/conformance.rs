@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use backhaul_core::{
-    BitsError, CompleteOutcome, FileIndex, JobId, JobInfo, JobPriority, JobState, JobType,
+    BitsError, CompleteOutcome, FileIndex, FileRange, JobId, JobInfo, JobPriority, JobState,
+    JobType,
 };
 use backhaul_tests::conformance::{Driver, DriverSetup, EventLog, Validator};
 
@@ -79,6 +80,16 @@ impl Driver for TokioDriver {
 
     fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
         self.on(self.manager().add_file(job, url, local))
+    }
+
+    fn add_file_with_ranges(
+        &self,
+        job: JobId,
+        url: &str,
+        local: &Path,
+        ranges: &[FileRange],
+    ) -> Result<FileIndex, BitsError> {
+        self.on(self.manager().add_file_with_ranges(job, url, local, ranges))
     }
 
     fn resume(&self, job: JobId) -> Result<(), BitsError> {
@@ -201,7 +212,8 @@ mod blocking {
     use std::time::Duration;
 
     use backhaul_core::{
-        BitsError, CompleteOutcome, FileIndex, JobId, JobInfo, JobPriority, JobState, JobType,
+        BitsError, CompleteOutcome, FileIndex, FileRange, JobId, JobInfo, JobPriority, JobState,
+        JobType,
     };
     use backhaul_tests::conformance::{Driver, DriverSetup, EventLog, Validator};
 
@@ -256,6 +268,16 @@ mod blocking {
 
         fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
             self.manager().add_file(job, url, local)
+        }
+
+        fn add_file_with_ranges(
+            &self,
+            job: JobId,
+            url: &str,
+            local: &Path,
+            ranges: &[FileRange],
+        ) -> Result<FileIndex, BitsError> {
+            self.manager().add_file_with_ranges(job, url, local, ranges)
         }
 
         fn resume(&self, job: JobId) -> Result<(), BitsError> {

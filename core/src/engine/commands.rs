@@ -12,9 +12,10 @@ use crate::ids::{FileIndex, JobId};
 use crate::job::file::JobFile;
 use crate::job::headers::CustomHeaders;
 use crate::job::notify_cmd::NotifyCmdLine;
+use crate::job::ranges::check_ranges;
 use crate::job::{
-    Caller, CompleteOutcome, JobPriority, JobState, NotifyFlags, Outcome, Owner, SecurityFlags,
-    Trigger,
+    Caller, CompleteOutcome, FileRange, JobPriority, JobState, JobType, NotifyFlags, Outcome,
+    Owner, SecurityFlags, Trigger,
 };
 use crate::output::Action;
 use crate::proxy::ProxySettings;
@@ -51,6 +52,41 @@ impl<'a> JobMut<'a> {
         remote_url: &str,
         local_name: &Path,
     ) -> Result<FileIndex, BitsError> {
+        self.add(remote_url, local_name, Vec::new())
+    }
+
+    /// `AddFileWithRanges`: like [`add_file`](Self::add_file), but only the given parts of the
+    /// remote file are fetched, and the local file is those parts concatenated in the order
+    /// given. Download jobs only (`E_NOTIMPL`); no range is `E_INVALIDARG`; more than
+    /// `Config::max_ranges_per_file` is `BG_E_TOO_MANY_RANGES_IN_FILE`; a zero length or an
+    /// offset of `LENGTH_TO_EOF` is `BG_E_INVALID_RANGE`; ranges that overlap (sorted by
+    /// offset: the same range twice, or anything after a range to EOF) are
+    /// `BG_E_OVERLAPPING_RANGES`. Ranges outside the remote file are found once the transfer
+    /// learns its size: the job goes to ERROR with `BG_E_INVALID_RANGE`.
+    pub fn add_file_with_ranges(
+        &mut self,
+        remote_url: &str,
+        local_name: &Path,
+        ranges: &[FileRange],
+    ) -> Result<FileIndex, BitsError> {
+        self.ensure_not_final()?;
+        let job_type = self.job().rec.job_type;
+        if job_type != JobType::Download {
+            return Err(BitsError::new(
+                codes::E_NOTIMPL,
+                format!("AddFileWithRanges is for download jobs; this job is {job_type:?}"),
+            ));
+        }
+        check_ranges(ranges, self.engine.config.max_ranges_per_file)?;
+        self.add(remote_url, local_name, ranges.to_vec())
+    }
+
+    fn add(
+        &mut self,
+        remote_url: &str,
+        local_name: &Path,
+        ranges: Vec<FileRange>,
+    ) -> Result<FileIndex, BitsError> {
         self.ensure_not_final()?;
         let remote = parse_remote_name(remote_url)?;
         check_local_name(local_name)?;
@@ -72,9 +108,9 @@ impl<'a> JobMut<'a> {
             ));
         }
         let index = FileIndex::try_from(job.rec.files.len()).unwrap_or(FileIndex::MAX);
-        job.rec
-            .files
-            .push(JobFile::new(remote, local_name.to_path_buf()));
+        let mut file = JobFile::new(remote, local_name.to_path_buf());
+        file.ranges = ranges;
+        job.rec.files.push(file);
         self.engine.touch(self.id);
         self.engine.needs_schedule = true;
         self.engine.schedule_if_needed();

@@ -21,7 +21,7 @@ use crate::tls;
 use super::auth::{origin_key, proxy_key, AuthBinding, ConnAnswer, ConnAuths};
 use super::proxy::{needs_tunnel, TunnelPhase};
 use super::transfer::{remote_error, Phase};
-use super::Engine;
+use super::{ranged, Engine};
 
 /// An idle keep-alive connection is closed after this long.
 const IDLE_CONNECTION_TIMEOUT_MS: u64 = 30_000;
@@ -297,6 +297,22 @@ impl Engine {
                     len: 0,
                 }));
         }
+        let mut range = None;
+        if !file.ranges.is_empty() {
+            range = ranged::next_request(file, resumable);
+            if range.is_none() {
+                // The local offset is not inside a range (a record from an odd crash): start
+                // the file over rather than guess.
+                file.reset_version();
+                self.out
+                    .push_back(crate::Output::Action(Action::TruncateFile {
+                        job: id,
+                        file: fetch.file,
+                        len: 0,
+                    }));
+                range = ranged::next_request(file, false);
+            }
+        }
         let range_start = if resumable { file.transferred } else { 0 };
         let if_range = if resumable {
             file.if_range().map(str::to_string)
@@ -327,7 +343,11 @@ impl Engine {
                 .unwrap_or(&fetch.url[Position::BeforePath..Position::AfterQuery]),
             host: &host,
             user_agent: &self.config.user_agent,
-            range_start: resumable.then_some(range_start),
+            range_start: match range {
+                Some(r) => Some(r.start),
+                None => resumable.then_some(range_start),
+            },
+            range_end: range.and_then(|r| r.end_inclusive),
             if_range: if_range.as_deref(),
             authorization: authorization.as_ref().map(|(_, value)| value.expose()),
             proxy_authorization: proxy_authorization
@@ -346,6 +366,8 @@ impl Engine {
         fetch.phase = Phase::AwaitingHead;
         fetch.range_start = range_start;
         fetch.offset = range_start;
+        fetch.range = range;
+        fetch.parts = None;
         let c = self
             .conns
             .get_mut(&conn)

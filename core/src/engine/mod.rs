@@ -21,6 +21,7 @@ mod connection;
 mod failure;
 mod notify_cmd;
 mod proxy;
+mod ranged;
 mod response;
 mod restore;
 mod revocation;

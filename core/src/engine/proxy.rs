@@ -115,6 +115,7 @@ impl Engine {
             host: &authority,
             user_agent: &self.config.user_agent,
             range_start: None,
+            range_end: None,
             if_range: None,
             authorization: None,
             proxy_authorization: answer.as_ref().map(|(_, value)| value.expose()),

@@ -38,6 +38,9 @@ impl Engine {
         };
         let url = fetch.url.to_string();
         let status = head.status;
+        if fetch.range.is_some() && matches!(status, 200 | 203 | 204 | 206 | 416) {
+            return self.handle_ranged_head(id, conn, &head);
+        }
         match status {
             200 | 203 | 204 => {
                 let file = &mut job.rec.files[fetch.file as usize];
@@ -237,6 +240,17 @@ impl Engine {
     }
 
     pub(super) fn handle_body(&mut self, id: JobId, data: Bytes) {
+        let multipart = self
+            .fetch_mut(id)
+            .is_some_and(|f| f.phase == Phase::Body && f.parts.is_some());
+        if multipart {
+            return self.handle_part_bytes(id, data);
+        }
+        self.write_body(id, data);
+    }
+
+    /// Body bytes of the current file, in order: written at the fetch's offset.
+    pub(super) fn write_body(&mut self, id: JobId, data: Bytes) {
         let now = self.now;
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
@@ -249,9 +263,14 @@ impl Engine {
         }
         let len = data.len() as u64;
         let file = &mut job.rec.files[fetch.file as usize];
-        if let Some(size) = file.size {
-            if fetch.offset + len > size {
-                let why = format!("{} sent more bytes than its size ({size})", fetch.url);
+        // A ranged file's body ends where the range does; a whole file's, at its size.
+        let limit = match &fetch.range {
+            Some(range) => range.local_end,
+            None => file.size,
+        };
+        if let Some(limit) = limit {
+            if fetch.offset + len > limit {
+                let why = format!("{} sent more bytes than it announced", fetch.url);
                 return self.fail(
                     id,
                     remote_error(codes::BG_E_INVALID_SERVER_RESPONSE, why),
@@ -291,6 +310,12 @@ impl Engine {
 
     pub(super) fn handle_end(&mut self, id: JobId, conn: ConnId, reusable: bool) {
         let now = self.now;
+        let ranged = self
+            .fetch_mut(id)
+            .is_some_and(|f| f.phase == Phase::Body && f.range.is_some());
+        if ranged && !self.end_of_range(id, conn, reusable) {
+            return;
+        }
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -305,14 +330,17 @@ impl Engine {
             return;
         };
         let file = &mut job.rec.files[fetch.file as usize];
-        if file.size.is_some_and(|size| size != fetch.offset) {
+        // (A ranged file has every range in, and `size` stays the remote file's.)
+        if !ranged && file.size.is_some_and(|size| size != fetch.offset) {
             // Invariant: the codec ends a framed body only after exactly its length.
             unreachable!(
                 "response ended at {} of {:?} bytes",
                 fetch.offset, file.size
             );
         }
-        file.size = Some(fetch.offset);
+        if !ranged {
+            file.size = Some(fetch.offset);
+        }
         file.completed = true;
         // Sync before closing: the record says "completed" for good only once this is on disk.
         self.request_sync(id, fetch.file, fetch.offset);

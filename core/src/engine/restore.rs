@@ -69,7 +69,7 @@ impl Engine {
             }
             f.synced = f.synced.min(f.transferred);
             f.transferred = f.synced;
-            if f.completed && f.size != Some(f.synced) {
+            if f.completed && f.local_len() != Some(f.synced) {
                 f.completed = false;
             }
             unfinished |= !f.completed;

@@ -15,11 +15,13 @@ use crate::auth::AuthScheme;
 
 use crate::codes::{self, HResult};
 use crate::error::{ErrorContext, JobError, Severity};
+use crate::http::ByterangesParser;
 use crate::ids::{ConnId, FileIndex, JobId};
 use crate::input::{FileOp, IoFailure, IoFailureKind};
 use crate::job::Trigger;
 use crate::output::Action;
 
+use super::ranged::RangeRequest;
 use super::Engine;
 
 /// Tries at finding an unused temp name.
@@ -52,6 +54,10 @@ pub(crate) struct Fetch {
     pub(super) offset: u64,
     /// The offset asked for with `Range` (0: the whole file).
     pub(super) range_start: u64,
+    /// For a file added with ranges: the range the request in flight asks for.
+    pub(super) range: Option<RangeRequest>,
+    /// The answer in flight is `multipart/byteranges`: its parser.
+    pub(super) parts: Option<ByterangesParser>,
     pub(super) temp_open: bool,
     /// The temp file is being re-opened (`create: false`) from an earlier run or fetch.
     pub(super) reopening: bool,
@@ -97,6 +103,8 @@ impl Engine {
             conn: None,
             offset: 0,
             range_start: 0,
+            range: None,
+            parts: None,
             temp_open: false,
             reopening: !create,
         });

@@ -6,8 +6,8 @@ use crate::codes;
 use crate::error::{BitsError, JobError};
 use crate::ids::{FileIndex, JobId};
 use crate::job::{
-    Caller, FileProgress, JobPriority, JobProgress, JobState, JobTimes, JobType, NotifyFlags,
-    Owner, SecurityFlags, SIZE_UNKNOWN,
+    Caller, FileProgress, FileRange, JobPriority, JobProgress, JobState, JobTimes, JobType,
+    NotifyFlags, Owner, SecurityFlags, SIZE_UNKNOWN,
 };
 
 use super::Job;
@@ -149,7 +149,7 @@ impl<'a> JobView<'a> {
         let files = &self.job.rec.files;
         let bytes_total = files
             .iter()
-            .try_fold(0u64, |sum, f| f.size.map(|s| sum.saturating_add(s)))
+            .try_fold(0u64, |sum, f| f.local_len().map(|s| sum.saturating_add(s)))
             .unwrap_or(SIZE_UNKNOWN);
         JobProgress {
             bytes_total,
@@ -175,6 +175,19 @@ impl<'a> JobView<'a> {
                 progress: f.progress(),
             })
             .collect()
+    }
+
+    /// `IBackgroundCopyFile2::GetFileRanges`: the ranges `AddFileWithRanges` gave, in their
+    /// order (empty for a file added whole). An index past the job's files is `E_INVALIDARG`.
+    pub fn file_ranges(&self, file: FileIndex) -> Result<Vec<FileRange>, BitsError> {
+        self.job
+            .rec
+            .files
+            .get(file as usize)
+            .map(|f| f.ranges.clone())
+            .ok_or_else(|| {
+                BitsError::new(codes::E_INVALIDARG, format!("the job has no file {file}"))
+            })
     }
 
     /// `GetTimes`.

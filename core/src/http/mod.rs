@@ -12,6 +12,7 @@ mod content_range;
 mod error;
 mod framing;
 mod head;
+mod multipart;
 mod parser;
 mod recv;
 mod request;
@@ -19,5 +20,8 @@ mod request;
 pub use self::content_range::{parse_content_range, ContentRange};
 pub use self::error::HttpError;
 pub use self::head::{BodyFraming, ResponseHead};
+pub use self::multipart::{
+    byteranges_boundary, ByterangesParser, MultipartError, PartEvent, MAX_PART_HEAD_BYTES,
+};
 pub use self::parser::{Limits, ResponseEvent, ResponseParser};
 pub use self::request::{Method, Request};

@@ -43,8 +43,10 @@ pub struct Request<'a> {
     pub host: &'a str,
     /// User-Agent header value.
     pub user_agent: &'a str,
-    /// `Some(n)` sends `Range: bytes=n-`.
+    /// `Some(n)` sends `Range: bytes=n-` (or `bytes=n-m` with `range_end`).
     pub range_start: Option<u64>,
+    /// `Some(m)` with `range_start` ends the range at byte `m` inclusive: `Range: bytes=n-m`.
+    pub range_end: Option<u64>,
     /// `Some(v)` sends `If-Range: v` (a strong ETag or an HTTP-date); only sent with `range_start`.
     pub if_range: Option<&'a str>,
     /// `Some(v)` sends `Authorization: v` (credentials for the origin; refused on CONNECT).
@@ -66,6 +68,7 @@ impl std::fmt::Debug for Request<'_> {
             .field("method", &self.method)
             .field("host", &self.host)
             .field("range_start", &self.range_start)
+            .field("range_end", &self.range_end)
             .field("authorization", &self.authorization.map(|_| "***"))
             .field(
                 "proxy_authorization",
@@ -111,7 +114,11 @@ impl Request<'_> {
             put_field(out, "Proxy-Authorization", credentials);
         }
         if let Some(start) = self.range_start {
-            put_field(out, "Range", &format!("bytes={start}-"));
+            let end = self
+                .range_end
+                .map(|end| end.to_string())
+                .unwrap_or_default();
+            put_field(out, "Range", &format!("bytes={start}-{end}"));
             if let Some(validator) = self.if_range {
                 put_field(out, "If-Range", validator);
             }
@@ -132,6 +139,13 @@ impl Request<'_> {
             )));
         }
         check_value("User-Agent", self.user_agent)?;
+        if let (Some(start), Some(end)) = (self.range_start, self.range_end) {
+            if end < start {
+                return Err(invalid(format!(
+                    "the range {start}-{end} ends before it starts"
+                )));
+            }
+        }
         if let Some(validator) = self.if_range {
             check_value("If-Range", validator)?;
         }
@@ -271,6 +285,7 @@ mod tests {
             host: "[::1]:8080",
             user_agent: "backhaul/0.1",
             range_start: None,
+            range_end: None,
             if_range: None,
             authorization: None,
             proxy_authorization: None,
@@ -288,6 +303,7 @@ mod tests {
     fn ranged_request_with_if_range_encodes_exact_bytes() {
         let req = Request {
             range_start: Some(1_048_576),
+            range_end: None,
             if_range: Some("\"abc123\""),
             extra_headers: &[("X-Token", "t 1")],
             ..request()
@@ -305,6 +321,25 @@ mod tests {
              X-Token: t 1\r\n\
              \r\n"
         );
+    }
+
+    #[test]
+    fn bounded_range_encodes_both_ends_and_a_reversed_one_is_refused() {
+        let req = Request {
+            range_start: Some(100),
+            range_end: Some(199),
+            ..request()
+        };
+        assert!(encode(&req)
+            .unwrap()
+            .contains("\r\nRange: bytes=100-199\r\n"));
+        let reversed = Request {
+            range_start: Some(200),
+            range_end: Some(199),
+            ..request()
+        };
+        let e = encode(&reversed).unwrap_err();
+        assert!(e.to_string().contains("200-199"), "{e}");
     }
 
     #[test]
@@ -346,6 +381,7 @@ mod tests {
             },
             Request {
                 range_start: Some(0),
+                range_end: None,
                 if_range: Some(bad),
                 ..request()
             },
@@ -394,6 +430,7 @@ mod tests {
             authorization: Some("Basic YTpi"),
             proxy_authorization: Some("Basic cDpx"),
             range_start: Some(5),
+            range_end: None,
             extra_headers: &[("X-Job", "1")],
             ..request()
         };
@@ -451,6 +488,7 @@ mod tests {
             },
             Request {
                 range_start: Some(1),
+                range_end: None,
                 ..connect("h:443")
             },
             Request {

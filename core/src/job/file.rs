@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::ranges::{self, FileRange};
 use super::{FileProgress, SIZE_UNKNOWN};
 
 /// One file of a job (a `BG_FILE_INFO` plus what the transfer learned).
@@ -16,8 +17,13 @@ pub(crate) struct JobFile {
     pub(crate) local: PathBuf,
     /// The hidden temp file in the local name's directory, once chosen.
     pub(crate) temp: Option<PathBuf>,
-    /// The file's size, once a response said it.
+    /// The remote file's size, once a response said it (for a ranged file, the complete
+    /// length from `Content-Range`, not the local file's length).
     pub(crate) size: Option<u64>,
+    /// `AddFileWithRanges`: the parts fetched, concatenated in this order into the local file
+    /// (empty: the whole file). Offsets in `transferred` and `synced` are local-file offsets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) ranges: Vec<FileRange>,
     /// Bytes of the current version written to the temp file (maybe not yet on disk).
     pub(crate) transferred: u64,
     /// Bytes of the current version known to be on disk (synced before a checkpoint): where a
@@ -46,6 +52,7 @@ impl JobFile {
             local,
             temp: None,
             size: None,
+            ranges: Vec::new(),
             transferred: 0,
             synced: 0,
             completed: false,
@@ -57,9 +64,19 @@ impl JobFile {
 
     pub(crate) fn progress(&self) -> FileProgress {
         FileProgress {
-            bytes_total: self.size.unwrap_or(SIZE_UNKNOWN),
+            bytes_total: self.local_len().unwrap_or(SIZE_UNKNOWN),
             bytes_transferred: self.transferred,
             completed: self.completed,
+        }
+    }
+
+    /// The length the local file has once complete: the remote size, or for a ranged file the
+    /// ranges' lengths added up. `None` until known.
+    pub(crate) fn local_len(&self) -> Option<u64> {
+        if self.ranges.is_empty() {
+            self.size
+        } else {
+            ranges::total_len(&self.ranges, self.size)
         }
     }
 

@@ -3,6 +3,7 @@
 pub(crate) mod file;
 pub(crate) mod headers;
 pub(crate) mod notify_cmd;
+pub(crate) mod ranges;
 mod security;
 pub mod state;
 
@@ -12,6 +13,7 @@ use crate::codes::{self, HResult};
 use crate::error::BitsError;
 use crate::time::Timestamp;
 
+pub use self::ranges::{FileRange, LENGTH_TO_EOF};
 pub use self::security::{RedirectPolicy, SecurityFlags};
 pub use self::state::{JobState, Outcome, Trigger};
 

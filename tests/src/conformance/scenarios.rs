@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use backhaul_core::{CompleteOutcome, ErrorContext, HResult, JobId, JobState};
+use backhaul_core::{
+    CompleteOutcome, ErrorContext, FileRange, HResult, JobId, JobState, LENGTH_TO_EOF,
+};
 use bytes::Bytes;
 use tempfile::TempDir;
 
@@ -48,6 +50,54 @@ const MIN_RETRY_DELAY: u32 = 5;
 const BG_E_HTTP_ERROR_404: HResult = HResult(0x8019_0194);
 const BG_E_HTTP_ERROR_503: HResult = HResult(0x8019_01F7);
 const ERROR_WINHTTP_SECURE_INVALID_CA: HResult = HResult(0x8007_2F0D);
+
+/// `AddFileWithRanges`: three ranges of a file (the last to EOF), out of order, one bounded
+/// `Range` request each on one keep-alive connection; the local file is the ranges'
+/// bytes concatenated in the order given, and `GetFileRanges` gives them back.
+pub fn downloads_ranges_concatenated_in_the_order_given<D: Driver>() {
+    let file = FileSpec::new(deterministic_bytes(300 * KIB + 5, 21));
+    let server = TestServer::start(vec![Route::file("/ranged.bin", file.clone())]);
+    let name = "downloads_ranges_concatenated_in_the_order_given";
+    let s = Scenario::<D>::start(name, &server, &[]);
+    let ranges = [
+        FileRange::new(200_000, 50_000),
+        FileRange::new(10, 1_000),
+        FileRange::new(300_000, LENGTH_TO_EOF),
+    ];
+    let local = s.dir().join("ranged.bin");
+    s.driver
+        .add_file_with_ranges(s.job, &server.url("/ranged.bin"), &local, &ranges)
+        .expect("add_file_with_ranges");
+    let mut expected = Vec::new();
+    expected.extend_from_slice(&file.body[200_000..250_000]);
+    expected.extend_from_slice(&file.body[10..1_010]);
+    expected.extend_from_slice(&file.body[300_000..]);
+
+    s.resume();
+    download_and_complete(
+        &s.driver,
+        s.job,
+        &[(&local, &Bytes::from(expected))],
+        SMALL_TRANSFER,
+    );
+    let asked: Vec<Option<String>> = server
+        .requests_to("GET", "/ranged.bin")
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("range"))
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    let want = [
+        "bytes=200000-249999",
+        "bytes=10-1009",
+        "bytes=300000-307204",
+    ];
+    assert_eq!(asked, want.map(|v| Some(v.to_string())));
+    s.shutdown();
+}
 
 /// A small file over plain HTTP, byte for byte, visible only after `complete`.
 pub fn downloads_plain_http_file<D: Driver>() {
