@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use backhaul_core::job::{FileRange, LENGTH_TO_EOF};
 use backhaul_core::{BitsError, HResult, JobError, JobInfo};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,14 @@ pub(crate) enum Op {
         job: String,
         url: String,
         local: PathBuf,
+    },
+    /// `/addfilewithranges`: `ranges` as bitsadmin writes them, `offset:length` separated by
+    /// commas, `eof` for a range to the end of the file.
+    AddFileWithRanges {
+        job: String,
+        url: String,
+        local: PathBuf,
+        ranges: String,
     },
     /// `/setcredentials` (`user` and `password` absent: implicit, NTLM/Negotiate).
     SetCredentials {
@@ -173,6 +182,31 @@ impl std::fmt::Display for WireError {
     }
 }
 
+/// Parses bitsadmin's range list: `offset:length[,offset:length…]`, `eof` as a length for a
+/// range to the end of the file (BG_LENGTH_TO_EOF).
+pub(crate) fn parse_ranges(text: &str) -> Result<Vec<FileRange>, BitsError> {
+    let invalid = |why: String| BitsError::new(backhaul_core::codes::E_INVALIDARG, why);
+    text.split(',')
+        .map(str::trim)
+        .map(|range| {
+            let (offset, length) = range
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("range {range:?} is not offset:length")))?;
+            let offset = offset
+                .parse::<u64>()
+                .map_err(|_| invalid(format!("range {range:?}: {offset:?} is not an offset")))?;
+            let length = if length.eq_ignore_ascii_case("eof") {
+                LENGTH_TO_EOF
+            } else {
+                length
+                    .parse::<u64>()
+                    .map_err(|_| invalid(format!("range {range:?}: {length:?} is not a length")))?
+            };
+            Ok(FileRange::new(offset, length))
+        })
+        .collect()
+}
+
 /// A job as `/info` and `/list /verbose` show it (everything BITS' /info and /get* show).
 pub(crate) fn job_json(info: &JobInfo) -> serde_json::Value {
     let files: Vec<serde_json::Value> = info
@@ -259,6 +293,16 @@ mod tests {
             serde_json::from_str::<Request>(r#"{"v":1,"id":1,"op":"resume","job":"x","y":1}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn bitsadmin_range_lists_parse_and_bad_ones_name_the_range() {
+        let ranges = parse_ranges("0:100, 2000:100,5000:eof").unwrap();
+        assert_eq!(ranges[1], FileRange::new(2000, 100));
+        assert_eq!(ranges[2].length, LENGTH_TO_EOF);
+        let err = parse_ranges("0:100,abc").unwrap_err();
+        assert!(err.detail().contains("\"abc\""), "{}", err.detail());
+        assert!(parse_ranges("1:x").is_err());
     }
 
     #[test]

@@ -24,6 +24,15 @@ pub(crate) enum Verb {
         url: String,
         local: PathBuf,
     },
+    /// Add a file made of byte ranges of the remote file: RANGES is `offset:length` separated
+    /// by commas (`eof` as a length: to the end); the local file is the ranges concatenated in
+    /// the order given.
+    Addfilewithranges {
+        job: String,
+        url: String,
+        local: PathBuf,
+        ranges: String,
+    },
     /// Set credentials: TARGET server|proxy, SCHEME basic|digest|ntlm|negotiate|passport, USER
     /// (`NULL` for the logged-on user, NTLM/Negotiate). The password comes from
     /// --password-env or a prompt on a terminal, never from the command line.
@@ -236,6 +245,20 @@ fn execute(client: &mut Client, verb: Verb) -> Result<(), WireError> {
             (op, "proxy settings set")
         }
         Verb::Addfile { job, url, local } => (Op::AddFile { job, url, local }, "file added"),
+        Verb::Addfilewithranges {
+            job,
+            url,
+            local,
+            ranges,
+        } => {
+            let op = Op::AddFileWithRanges {
+                job,
+                url,
+                local,
+                ranges,
+            };
+            (op, "file with ranges added")
+        }
         Verb::Setsecurityflags { job, flags } => {
             (Op::SetSecurityFlags { job, flags }, "security flags set")
         }

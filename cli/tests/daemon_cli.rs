@@ -221,6 +221,38 @@ fn every_verb_round_trips_through_the_daemon() {
         .iter()
         .any(|(n, v)| n == "X-Token" && v == "t0k3n"));
 
+    // Ranges: the local file is the ranges concatenated in the order given.
+    let ranged = ok(&daemon.verb(&["create", "ranged"])).trim().to_string();
+    let part = dest_dir.path().join("part.bin");
+    ok(&daemon.verb(&[
+        "addfilewithranges",
+        &ranged,
+        &server.url("/f.bin"),
+        part.to_str().unwrap(),
+        "5000:200,0:100,99000:eof",
+    ]));
+    let shown = info(&daemon, &ranged);
+    assert_eq!(shown["files"][0]["ranges"][0]["offset"], 5000, "{shown}");
+    assert!(
+        shown["files"][0]["ranges"][2]["length"].is_null(),
+        "{shown}"
+    );
+    ok(&daemon.verb(&["resume", &ranged]));
+    wait_for_state(&daemon, &ranged, "TRANSFERRED");
+    ok(&daemon.verb(&["complete", &ranged]));
+    let expected = [&body[5000..5200], &body[..100], &body[99000..]].concat();
+    assert_eq!(std::fs::read(&part).unwrap(), expected);
+    refused(
+        &daemon.verb(&[
+            "addfilewithranges",
+            &ranged,
+            &server.url("/f.bin"),
+            "/tmp/x",
+            "0:10,5:10",
+        ]),
+        "BG_E_",
+    );
+
     // A second job: suspend and cancel; then take ownership of a third as its owner.
     let other = ok(&daemon.verb(&["create", "other"])).trim().to_string();
     ok(&daemon.verb(&[

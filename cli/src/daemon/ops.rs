@@ -8,12 +8,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials, Secret};
+use backhaul_core::job::LENGTH_TO_EOF;
 use backhaul_core::proxy::{ProxySettings, ProxyUsage};
-use backhaul_core::{codes, BitsError, Caller, Engine, JobId, JobPriority, JobType};
+use backhaul_core::{codes, BitsError, Caller, Engine, FileIndex, JobId, JobPriority, JobType};
 use backhaul_tokio::Manager;
 use serde_json::{json, Value};
 
-use crate::protocol::{job_json, Op, WireError, VERSION};
+use crate::protocol::{job_json, parse_ranges, Op, WireError, VERSION};
 
 /// Runs `op` for `caller` and returns the reply's value.
 pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result<Value, WireError> {
@@ -52,10 +53,41 @@ pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result
             }))
             .await
         }
+        Op::AddFileWithRanges {
+            job,
+            url,
+            local,
+            ranges,
+        } => {
+            call(Box::new(move |e, c| {
+                let id = resolve(e, c, &job)?;
+                let ranges = parse_ranges(&ranges)?;
+                backhaul_io::check_local_name(&local)?;
+                check_destination_owner(&local, c)?;
+                let index = e
+                    .job_mut_as(id, c)?
+                    .add_file_with_ranges(&url, &local, &ranges)?;
+                Ok(json!({"job": id.to_string(), "file": index}))
+            }))
+            .await
+        }
         Op::Info { job } => {
             call(Box::new(move |e, c| {
                 let id = resolve(e, c, &job)?;
-                Ok(job_json(&e.job_as(id, c)?.info()))
+                let view = e.job_as(id, c)?;
+                let mut info = job_json(&view.info());
+                // BITS' /getfileranges beside each file (empty: the whole file).
+                if let Some(files) = info["files"].as_array_mut() {
+                    for (index, file) in files.iter_mut().enumerate() {
+                        let index = FileIndex::try_from(index).unwrap_or(FileIndex::MAX);
+                        let ranges = view.file_ranges(index).unwrap_or_default();
+                        file["ranges"] = ranges
+                            .iter()
+                            .map(|r| json!({"offset": r.initial_offset, "length": (r.length != LENGTH_TO_EOF).then_some(r.length)}))
+                            .collect();
+                    }
+                }
+                Ok(info)
             }))
             .await
         }
@@ -181,6 +213,7 @@ fn setter(op: Op) -> (String, Setter) {
         Op::Hello
         | Op::Create { .. }
         | Op::AddFile { .. }
+        | Op::AddFileWithRanges { .. }
         | Op::Info { .. }
         | Op::List { .. }
         | Op::RemoveCredentials { .. }
