@@ -242,16 +242,19 @@ fn every_verb_round_trips_through_the_daemon() {
     ok(&daemon.verb(&["complete", &ranged]));
     let expected = [&body[5000..5200], &body[..100], &body[99000..]].concat();
     assert_eq!(std::fs::read(&part).unwrap(), expected);
-    refused(
-        &daemon.verb(&[
-            "addfilewithranges",
-            &ranged,
-            &server.url("/f.bin"),
-            "/tmp/x",
-            "0:10,5:10",
-        ]),
-        "BG_E_",
-    );
+    let bad = ok(&daemon.verb(&["create", "overlapping"]))
+        .trim()
+        .to_string();
+    let overlapping = dest_dir.path().join("x");
+    let url = server.url("/f.bin");
+    let args = [
+        "addfilewithranges",
+        &bad,
+        &url,
+        overlapping.to_str().unwrap(),
+        "0:10,5:10",
+    ];
+    refused(&daemon.verb(&args), "BG_E_OVERLAPPING_RANGES");
 
     // A second job: suspend and cancel; then take ownership of a third as its owner.
     let other = ok(&daemon.verb(&["create", "other"])).trim().to_string();
