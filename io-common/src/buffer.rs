@@ -2,6 +2,7 @@
 //! (`Bytes` sharing the allocation), so received bytes are never copied on their way in.
 
 use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::{Bytes, BytesMut};
 
@@ -18,14 +19,26 @@ pub fn make_room(buf: &mut BytesMut) {
     }
 }
 
-/// A receive buffer for `std::io::Read`, which wants initialised memory: each allocation is
-/// zeroed once, reads fill it from the front, and [`ReadBuffer::take`] splits the bytes read
-/// off without copying.
+/// Spare allocations a [`ReadBuffer`] keeps for reuse: enough for the one the engine is writing
+/// while the next read fills another, without letting an idle connection hoard memory.
+const MAX_SPARE: usize = 2;
+
+/// Allocations handed back by the engine (once it has dropped every slice of one), kept for
+/// the next reads.
+type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A receive buffer for `std::io::Read`, which wants initialised memory. Reads fill an
+/// allocation from the front; [`ReadBuffer::take`] hands the bytes read out as [`Bytes`] that
+/// own the whole allocation, without copying. When the engine drops them the allocation comes
+/// back (still initialised) for a later read, so memory is zeroed once per allocation rather
+/// than once per read: zeroing a fresh 256 KiB per read cost about a tenth of the blocking
+/// driver's CPU on plain HTTP.
 #[derive(Debug, Default)]
 pub struct ReadBuffer {
     /// Initialised throughout; `..filled` holds bytes read and not yet taken.
-    buf: BytesMut,
+    current: Vec<u8>,
     filled: usize,
+    spare: Spare,
 }
 
 impl ReadBuffer {
@@ -39,14 +52,21 @@ impl ReadBuffer {
         &mut self,
         read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        if self.buf.len() - self.filled < MIN_ROOM {
-            let mut fresh = BytesMut::zeroed(READ_BUFFER.max(self.filled + MIN_ROOM));
-            fresh[..self.filled].copy_from_slice(&self.buf[..self.filled]); // rare: a chunk spanning two allocations
-            self.buf = fresh;
+        if self.current.len() - self.filled < MIN_ROOM {
+            let mut fresh = self.reuse_or_allocate(self.filled + MIN_ROOM);
+            fresh[..self.filled].copy_from_slice(&self.current[..self.filled]); // rare: bytes not yet taken
+            let old = std::mem::replace(&mut self.current, fresh);
+            give_back(&self.spare, old);
         }
-        let n = read(&mut self.buf[self.filled..])?;
+        let n = read(&mut self.current[self.filled..])?;
         self.filled += n;
         Ok(n)
+    }
+
+    /// Bytes are waiting and the allocation is nearly full: take them before the next read,
+    /// which would otherwise move them into a fresh allocation (a copy).
+    pub fn should_take(&self) -> bool {
+        self.filled > 0 && self.current.len() - self.filled < MIN_ROOM
     }
 
     /// No bytes waiting to be taken.
@@ -56,9 +76,59 @@ impl ReadBuffer {
 
     /// The bytes read since the last take.
     pub fn take(&mut self) -> Bytes {
-        let filled = std::mem::take(&mut self.filled);
-        self.buf.split_to(filled).freeze()
+        let len = std::mem::take(&mut self.filled);
+        if len == 0 {
+            return Bytes::new();
+        }
+        Bytes::from_owner(Lent {
+            data: std::mem::take(&mut self.current),
+            len,
+            spare: Arc::downgrade(&self.spare),
+        })
     }
+
+    /// A spare allocation of at least `min` bytes, or a fresh zeroed one.
+    fn reuse_or_allocate(&mut self, min: usize) -> Vec<u8> {
+        let reused = lock(&self.spare).pop();
+        match reused {
+            Some(data) if data.len() >= min => data,
+            _ => vec![0; READ_BUFFER.max(min)],
+        }
+    }
+}
+
+/// An allocation lent to the engine as [`Bytes`]; it returns to its buffer's spares when the
+/// last slice of it is dropped (or is freed, if the connection is gone or has enough).
+struct Lent {
+    data: Vec<u8>,
+    len: usize,
+    spare: Weak<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.upgrade() {
+            give_back(&spare, std::mem::take(&mut self.data));
+        }
+    }
+}
+
+fn give_back(spare: &Mutex<Vec<Vec<u8>>>, data: Vec<u8>) {
+    let mut spare = lock(spare);
+    if data.len() >= READ_BUFFER && spare.len() < MAX_SPARE {
+        spare.push(data);
+    }
+}
+
+/// Lock, ignoring poisoning: a spare list is valid whatever a panicking holder did.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -88,6 +158,46 @@ mod tests {
         chunks.push(buf.take());
         assert!(buf.is_empty());
         assert_eq!(chunks.concat(), expected);
+    }
+
+    #[test]
+    fn an_allocation_comes_back_for_reuse_once_the_engine_drops_its_bytes() {
+        let mut buf = ReadBuffer::new();
+        let fill = |buf: &mut ReadBuffer, byte: u8| {
+            buf.read_with(|room| {
+                room.fill(byte);
+                Ok(room.len())
+            })
+            .unwrap()
+        };
+        fill(&mut buf, 1);
+        let first = buf.take();
+        let first_ptr = first.as_ptr();
+        fill(&mut buf, 2);
+        let second = buf.take();
+        assert_ne!(second.as_ptr(), first_ptr, "the first is still lent");
+        drop(first);
+        fill(&mut buf, 3);
+        let third = buf.take();
+        assert_eq!(
+            third.as_ptr(),
+            first_ptr,
+            "the returned allocation is reused"
+        );
+        assert!(third.iter().all(|&b| b == 3) && second.iter().all(|&b| b == 2));
+        assert_eq!(third.len(), READ_BUFFER);
+    }
+
+    #[test]
+    fn a_nearly_full_allocation_asks_to_be_taken_and_an_empty_one_never_does() {
+        let mut buf = ReadBuffer::new();
+        assert!(!buf.should_take());
+        buf.read_with(|room| Ok(room.len() - MIN_ROOM)).unwrap();
+        assert!(!buf.should_take(), "exactly MIN_ROOM left is still room");
+        buf.read_with(|_| Ok(1)).unwrap();
+        assert!(buf.should_take());
+        assert_eq!(buf.take().len(), READ_BUFFER - MIN_ROOM + 1);
+        assert!(!buf.should_take());
     }
 
     #[test]
