@@ -4,7 +4,8 @@
 #   - strace -f: syscalls per MiB, and the sizes of the socket reads and file writes;
 #   - perf record -e cpu-clock (a software clock: no hardware counters are needed), flat
 #     profile of the hottest symbols, kernel included;
-#   - valgrind --tool=dhat on a smaller file (BENCH_DHAT_MIB, default 64): allocations per MiB.
+#   - valgrind --tool=dhat on 1 MiB and on BENCH_DHAT_MIB (default 64): allocations per MiB
+#     transferred (the difference, so start-up does not count).
 # Prints a report and leaves the raw files in BENCH_PROFILE_OUT (default /tmp/backhaul-profile).
 #
 #   tests/bench/profile.sh                 # 1 GiB file
@@ -26,7 +27,8 @@ mkdir -p "$PROF"
 ensure_tools strace:strace perf:linux-perf valgrind:valgrind
 bench_setup
 head -c $((DHAT_MIB * 1024 * 1024)) "$SRC" >"$D/www/small.bin"
-chmod 644 "$D/www/small.bin"
+head -c $((1024 * 1024)) "$SRC" >"$D/www/tiny.bin"
+chmod 644 "$D/www/small.bin" "$D/www/tiny.bin"
 
 url_for() {
   local proto=$1 file=$2
@@ -76,14 +78,19 @@ for proto in $PROTOS; do
       rm -f "$OUT/dl"
       perf record -q -F 2000 -e cpu-clock -o "$PROF/$name.perf" $(command_for "$tool" "$proto" big.bin) 2>/dev/null
       perf report -i "$PROF/$name.perf" --stdio --sort dso,symbol 2>/dev/null |
-        grep -E '^ +[0-9]' | head -15 | sed 's/^/   /'
+        grep -E '^ +[0-9]' | head -15 | sed -E 's/^/   /; s/ +- +- *$//'  || true
     fi
     if [[ " $STEPS " == *" dhat "* && $tool == backhaul-* ]]; then
-      rm -f "$OUT/dl"
-      valgrind --tool=dhat --dhat-out-file="$PROF/$name.dhat" $(command_for "$tool" "$proto" small.bin) \
-        2>"$PROF/$name.dhat.log" || true
-      awk -v mib="$DHAT_MIB" '/Total:/ { gsub(",", ""); printf "    allocations (%d MiB file): %s bytes in %s blocks, %.1f blocks per MiB\n", mib, $3, $6, $6 / mib }' \
-        "$PROF/$name.dhat.log"
+      # Two sizes, so that start-up (loading the system's roots, the runtime) cancels out.
+      blocks=()
+      for file in tiny.bin small.bin; do
+        rm -f "$OUT/dl"
+        valgrind --tool=dhat --dhat-out-file="$PROF/$name.$file.dhat" $(command_for "$tool" "$proto" "$file") \
+          2>"$PROF/$name.$file.dhat.log" || true
+        blocks+=("$(awk '/Total:/ { gsub(",", ""); print $6 }' "$PROF/$name.$file.dhat.log")")
+      done
+      echo "    allocations: ${blocks[0]} blocks for 1 MiB, ${blocks[1]} for $DHAT_MIB MiB:" \
+        "$(( (blocks[1] - blocks[0]) / (DHAT_MIB - 1) )) per MiB transferred"
     fi
     rm -f "$OUT/dl"
   done

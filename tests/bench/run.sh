@@ -25,6 +25,8 @@
 #                             BENCH_RESUME_CMD: the command run after the kill (default: the
 #                             same transfer again); it sees $URL and $DEST.
 #   BACKHAUL_BIN              use this binary instead of building one
+#   BENCH_BASE_BIN            another backhaul binary (say, before a change): the tools
+#                             base-tokio and base-blocking run it, alternating with the others
 set -euo pipefail
 
 source "$(dirname "$0")/peers.sh"
@@ -52,6 +54,9 @@ command_of() {
   case $tool in
     backhaul-tokio | backhaul-blocking)
       echo "$bin" transfer -q --runtime "${tool#backhaul-}" --ca-file "$CA" "$url" "$OUT/dl" ;;
+    base-tokio | base-blocking)
+      echo "${BENCH_BASE_BIN:?base-* tools need BENCH_BASE_BIN}" transfer -q --runtime "${tool#base-}" \
+        --ca-file "$CA" "$url" "$OUT/dl" ;;
     curl) echo curl -sS --fail --cacert "$CA" -o "$OUT/dl" "$url" ;;
     aria2c | aria2c-x4)
       local split=

@@ -15,7 +15,8 @@ BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 GIB = 1024**3
 MIB = 1024**2
-TOOLS = ["backhaul-tokio", "backhaul-blocking", "curl", "aria2c", "aria2c-x4"]
+TOOLS = ["backhaul-tokio", "backhaul-blocking", "base-tokio", "base-blocking", "curl", "aria2c",
+         "aria2c-x4"]
 CEILINGS = {
     "dd": "dd of /dev/zero to the same tmpfs (1 MiB blocks)",
     "tcp": "raw TCP loopback copy (sendfile → recv into a 256 KiB buffer, discarded)",
@@ -53,7 +54,8 @@ def ratio(a, b):
 
 
 def product(tool):
-    return {"backhaul-tokio": "backhaul", "backhaul-blocking": "backhaul", "aria2c": "aria2",
+    return {"backhaul-tokio": "backhaul", "backhaul-blocking": "backhaul", "base-tokio": "backhaul",
+            "base-blocking": "backhaul", "aria2c": "aria2",
             "aria2c-x4": "aria2", "curl": "curl", "curl-null": "curl"}.get(tool, "")
 
 
