@@ -6,16 +6,49 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::{Bytes, BytesMut};
 
-/// Room reserved for a connection's reads.
+/// Room reserved for a connection's reads, at most.
 pub const READ_BUFFER: usize = 256 * 1024;
 
-/// Below this much free room, a fresh [`READ_BUFFER`] is allocated.
+/// Room a connection's first reads get; see [`ReadSize`].
+const FIRST_READ: usize = 16 * 1024;
+
+/// Below this much free room, a fresh allocation is made.
 const MIN_ROOM: usize = 16 * 1024;
 
-/// Make room in `buf` for the next read (tokio's `read_buf` fills the spare capacity).
-pub fn make_room(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < MIN_ROOM {
-        buf.reserve(READ_BUFFER);
+/// Read room all of a driver's connections may hold at once: each gets an equal share of it,
+/// between [`FIRST_READ`] and [`READ_BUFFER`]. One transfer reads 256 KiB at a time; a thousand
+/// concurrent ones read 64 KiB each (without it, they held 300 MiB of read buffers).
+pub const READ_BUDGET: usize = 64 * 1024 * 1024;
+
+/// How much room a connection's next read gets: it starts at 16 KiB and doubles, up to its
+/// share of [`READ_BUDGET`], each time a read fills all the room it had. One fast transfer
+/// reaches 256 KiB reads within a few reads; slow or many connections keep small buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadSize(usize);
+
+impl Default for ReadSize {
+    fn default() -> Self {
+        Self(FIRST_READ)
+    }
+}
+
+impl ReadSize {
+    /// Make room in `buf` for the next read (tokio's `read_buf` fills the spare capacity), for
+    /// one of `connections` connections reading at once; returns the room.
+    pub fn make_room(&self, buf: &mut BytesMut, connections: usize) -> usize {
+        let share = (READ_BUDGET / connections.max(1)).clamp(FIRST_READ, READ_BUFFER);
+        let size = self.0.min(share);
+        if buf.capacity() - buf.len() < MIN_ROOM.min(size) {
+            buf.reserve(size);
+        }
+        buf.capacity() - buf.len()
+    }
+
+    /// A read of `n` bytes into `room` bytes of room happened.
+    pub fn record(&mut self, n: usize, room: usize) {
+        if n == room {
+            self.0 = (self.0 * 2).min(READ_BUFFER);
+        }
     }
 }
 
@@ -158,6 +191,44 @@ mod tests {
         chunks.push(buf.take());
         assert!(buf.is_empty());
         assert_eq!(chunks.concat(), expected);
+    }
+
+    #[test]
+    fn read_size_grows_only_while_reads_fill_their_room() {
+        let mut size = ReadSize::default();
+        let mut buf = BytesMut::new();
+        let room = size.make_room(&mut buf, 1);
+        assert!((FIRST_READ..2 * FIRST_READ).contains(&room), "{room}");
+        size.record(room / 2, room);
+        assert_eq!(size.0, FIRST_READ, "a partial read keeps the size");
+        for _ in 0..10 {
+            size.record(room, room);
+        }
+        assert_eq!(
+            size.0, READ_BUFFER,
+            "full reads grow it to the cap, no further"
+        );
+        buf.resize(buf.capacity(), 0); // no room left
+        assert!(size.make_room(&mut buf, 1) >= READ_BUFFER);
+    }
+
+    #[test]
+    fn many_connections_share_the_read_budget() {
+        let mut size = ReadSize::default();
+        size.record(FIRST_READ, FIRST_READ);
+        size.record(2 * FIRST_READ, 2 * FIRST_READ);
+        size.record(4 * FIRST_READ, 4 * FIRST_READ); // 128 KiB now
+        let mut buf = BytesMut::new();
+        let room = size.make_room(&mut buf, 1000);
+        assert!(
+            (READ_BUDGET / 1000..READ_BUDGET / 1000 + MIN_ROOM).contains(&room),
+            "{room}"
+        );
+        let mut buf = BytesMut::new();
+        assert!(
+            size.make_room(&mut buf, 1_000_000) >= FIRST_READ,
+            "never below the first read"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod testing;
 pub mod tls;
 mod validation;
 
-pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
+pub use crate::buffer::{ReadBuffer, ReadSize, READ_BUDGET, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
 pub use crate::files::{check_local_name, TempFiles};
 pub use crate::host::{Command, Host, Io, Waiter};

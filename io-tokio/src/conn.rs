@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, make_room, tls, CertificateRequest, Io};
+use backhaul_io::{clock, tls, CertificateRequest, Io, ReadSize};
 use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,6 +31,8 @@ pub(crate) struct TokioIo {
     inputs: mpsc::Sender<Input>,
     tls: Arc<ClientConfig>,
     events: broadcast::Sender<JobEvent>,
+    /// Connections reading now: they share the read budget (`ReadSize`).
+    reading: Arc<AtomicUsize>,
 }
 
 /// The engine task's handle on one connection task.
@@ -57,6 +60,7 @@ impl TokioIo {
             inputs,
             tls,
             events,
+            reading: Arc::default(),
         }
     }
 }
@@ -81,7 +85,12 @@ impl Io for TokioIo {
     ) -> Result<(), IoFailure> {
         let (writes, write_rx) = mpsc::unbounded_channel();
         let tls = tls_server_name.map(|name| (self.tls.clone(), name));
-        let task = tokio::spawn(run(conn, host, port, tls, self.inputs.clone(), write_rx));
+        let shared = ConnIo {
+            inputs: self.inputs.clone(),
+            writes: write_rx,
+            reading: self.reading.clone(),
+        };
+        let task = tokio::spawn(run(conn, host, port, tls, shared));
         self.conns.insert(conn, Conn { writes, task });
         Ok(())
     }
@@ -130,16 +139,16 @@ async fn run(
     host: String,
     port: u16,
     tls: Option<(Arc<ClientConfig>, String)>,
-    inputs: mpsc::Sender<Input>,
-    writes: mpsc::UnboundedReceiver<Bytes>,
+    shared: ConnIo,
 ) {
+    let inputs = &shared.inputs;
     let tcp = match connect(&host, port).await {
         Ok(tcp) => tcp,
-        Err(error) => return report_failure(&inputs, conn, error).await,
+        Err(error) => return report_failure(inputs, conn, error).await,
     };
     let Some((config, name)) = tls else {
-        if connected(&inputs, conn, Vec::new()).await {
-            pump(conn, tcp, false, &inputs, writes).await;
+        if connected(inputs, conn, Vec::new()).await {
+            pump(conn, tcp, false, shared).await;
         }
         return;
     };
@@ -152,11 +161,38 @@ async fn run(
     };
     match handshake {
         Ok(stream) => {
-            if connected(&inputs, conn, tls::peer_chain(stream.get_ref().1)).await {
-                pump(conn, stream, true, &inputs, writes).await;
+            if connected(inputs, conn, tls::peer_chain(stream.get_ref().1)).await {
+                pump(conn, stream, true, shared).await;
             }
         }
-        Err(error) => report_failure(&inputs, conn, error).await,
+        Err(error) => report_failure(inputs, conn, error).await,
+    }
+}
+
+/// What a connection task shares with the engine task and the other connections.
+struct ConnIo {
+    inputs: mpsc::Sender<Input>,
+    writes: mpsc::UnboundedReceiver<Bytes>,
+    reading: Arc<AtomicUsize>,
+}
+
+/// Counts a connection among those reading, until dropped (also when the task is aborted).
+struct Reading(Arc<AtomicUsize>);
+
+impl Reading {
+    fn start(reading: &Arc<AtomicUsize>) -> Self {
+        reading.fetch_add(1, Ordering::Relaxed);
+        Self(reading.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -212,16 +248,25 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     conn: ConnId,
     mut stream: S,
     is_tls: bool,
-    inputs: &mpsc::Sender<Input>,
-    mut writes: mpsc::UnboundedReceiver<Bytes>,
+    shared: ConnIo,
 ) {
+    let ConnIo {
+        inputs,
+        mut writes,
+        reading,
+    } = shared;
+    let reading = Reading::start(&reading);
     let mut buf = BytesMut::new();
+    let mut size = ReadSize::default();
     loop {
-        make_room(&mut buf);
+        let room = size.make_room(&mut buf, reading.count());
         let input = tokio::select! {
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) => Input::Closed { now: clock::now(), conn },
-                Ok(_) => Input::Received { now: clock::now(), conn, data: buf.split().freeze() },
+                Ok(n) => {
+                    size.record(n, room);
+                    Input::Received { now: clock::now(), conn, data: buf.split().freeze() }
+                }
                 // No close_notify: core's HTTP framing tells a truncated body from a complete one.
                 Err(err) if is_tls && err.kind() == io::ErrorKind::UnexpectedEof => Input::Closed { now: clock::now(), conn },
                 Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
