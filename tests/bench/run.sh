@@ -158,9 +158,17 @@ ciphers=$D/ciphers.tsv
 awk -F'"' '$4 != "-" && $4 != "" { split($8, ua, "/"); print ua[1] "\t" $4 " " $6 }' "$D/logs/access.log" |
   sort -u >"$ciphers"
 
+# The settings of this run that differ from the defaults, for the "reproduce" line.
+reproduce_env() {
+  local env="BENCH_RUNS=$RUNS BENCH_SIZE_MIB=$SIZE_MIB"
+  [ "$TOOLS" = "backhaul-tokio backhaul-blocking curl aria2c" ] || env+=" BENCH_TOOLS=\"$TOOLS\""
+  [ "$PROTOS" = "http https" ] || env+=" BENCH_PROTOS=\"$PROTOS\""
+  [ "${BENCH_RESTART:-0}" = 0 ] || env+=" BENCH_RESTART=1"
+  echo "$env"
+}
 summary_args=(--samples "$SAMPLES" --size "$SIZE" --runs "$RUNS" --ciphers "$ciphers"
   --load "$load_start → $load_end" --command "$(basename "$0")"
-  --env "BENCH_RUNS=$RUNS BENCH_SIZE_MIB=$SIZE_MIB" --restart "$RESTART")
+  --env "$(reproduce_env)" --restart "$RESTART")
 python3 "$bench_here/summarize.py" "${summary_args[@]}"
 if [ "$DOC" = 1 ]; then
   python3 "$bench_here/summarize.py" "${summary_args[@]}" --update "$top/docs/performance.md"

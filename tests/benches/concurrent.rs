@@ -8,7 +8,10 @@
 //! RSS and descriptors are the driver's own; the server (`backhaul_tests::TestServer`, a thread
 //! per connection) runs in a third process.
 //!
-//! `cargo bench -p backhaul-tests --bench concurrent` (BENCH_JOBS, BENCH_FILE_KIB, BENCH_POOL).
+//! The files go to /dev/shm (or `BENCH_DIR`), so commits' fsyncs cost nothing there.
+//!
+//! `cargo bench -p backhaul-tests --bench concurrent` (BENCH_JOBS, BENCH_FILE_KIB, BENCH_POOL,
+//! BENCH_DIR).
 
 mod common;
 
@@ -102,7 +105,7 @@ fn client(which: Client) {
     let jobs = env_usize("BENCH_JOBS", 1000);
     let pool = env_usize("BENCH_POOL", 64);
     let url = std::env::var(SERVER_URL).expect("the server URL");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = scratch_dir();
     let fds_before = open_fds();
     let mut config = backhaul_blocking::DriverConfig::new();
     config.core.max_jobs = jobs + 1;
@@ -133,6 +136,16 @@ fn client(which: Client) {
         figures.fds_idle.saturating_sub(fds_before),
         fds_after.saturating_sub(fds_before),
     );
+}
+
+/// Where the files go: `BENCH_DIR`, else /dev/shm (tmpfs: a GiB of files, no disk), else the
+/// system's temp dir.
+fn scratch_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::tempdir_in(base).expect("temp dir")
 }
 
 fn local(dir: &Path, i: usize) -> PathBuf {
