@@ -420,8 +420,10 @@ fn open(
     ))
 }
 
-/// Ciphertext read from the socket at a time.
-const RAW_TLS_READ: usize = 64 * 1024;
+/// Ciphertext read from the socket at a time: as much as a plain-HTTP read, so that a chunk of
+/// plaintext fills one of the [`ReadBuffer`]'s allocations and a MiB costs 4 reads, 4 inputs and
+/// 4 file writes, not 16 of each.
+const RAW_TLS_READ: usize = backhaul_io::READ_BUFFER;
 
 /// The reading side of one connection.
 struct Reader {
@@ -497,12 +499,16 @@ impl Reader {
         }
     }
 
-    /// Give rustls the pending ciphertext and move all plaintext into `buf`. Returns whether the
+    /// Give rustls the pending ciphertext and move the plaintext into `buf`, stopping early when
+    /// `buf` is full (the rest stays in rustls and `pending` for the next call). Returns whether the
     /// stream has ended (`close_notify`, or end of stream without it: core's HTTP framing tells
     /// a truncated body from a complete one).
     fn decrypt(&mut self, tls: &mut ClientConnection) -> io::Result<bool> {
         loop {
             loop {
+                if self.buf.should_take() {
+                    return Ok(false); // the rest waits in rustls and `pending` for the next call
+                }
                 match self.buf.read_with(|room| tls.reader().read(room)) {
                     Ok(0) => return Ok(true),
                     Ok(_) => {}

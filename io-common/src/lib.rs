@@ -34,7 +34,7 @@ pub mod tls;
 mod validation;
 
 pub use crate::backlog::{EventBacklog, EVENT_BACKLOG};
-pub use crate::buffer::{make_room, ReadBuffer, READ_BUFFER};
+pub use crate::buffer::{ReadBuffer, ReadSize, READ_BUDGET, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
 pub use crate::files::{check_local_name, TempFiles};
 pub use crate::host::{Command, Host, Io, OffThread, Waiter};

@@ -9,11 +9,12 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, crl_fetch, make_room, tls, CertificateRequest, Io, OffThread};
+use backhaul_io::{clock, crl_fetch, tls, CertificateRequest, Io, OffThread, ReadSize};
 use bytes::{Bytes, BytesMut};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
@@ -34,6 +35,8 @@ pub(crate) struct TokioIo {
     inputs: mpsc::Sender<Input>,
     tls: Arc<ClientConfig>,
     events: Events,
+    /// Connections reading now: they share the read budget (`ReadSize`).
+    reading: Arc<AtomicUsize>,
 }
 
 /// The engine task's handle on one connection task.
@@ -65,6 +68,7 @@ impl TokioIo {
             inputs,
             tls,
             events,
+            reading: Arc::default(),
         }
     }
 }
@@ -97,6 +101,7 @@ impl Io for TokioIo {
             self.tls.clone(),
             self.inputs.clone(),
             order_rx,
+            self.reading.clone(),
         ));
         self.conns.insert(conn, Conn { orders, task });
         Ok(())
@@ -190,6 +195,7 @@ async fn run(
     config: Arc<ClientConfig>,
     inputs: mpsc::Sender<Input>,
     mut orders: mpsc::UnboundedReceiver<Order>,
+    reading: Arc<AtomicUsize>,
 ) {
     let tcp = match connect(&host, port).await {
         Ok(tcp) => tcp,
@@ -200,7 +206,7 @@ async fn run(
             return;
         }
         // A plain connection: to an http:// origin, or to a proxy that may tunnel.
-        let Some((tcp, name)) = pump(conn, tcp, false, &inputs, &mut orders).await else {
+        let Some((tcp, name)) = pump(conn, tcp, false, &inputs, &mut orders, &reading).await else {
             return;
         };
         let handshake = TlsConnector::from(config).connect(name.clone(), tcp).await;
@@ -209,7 +215,7 @@ async fn run(
             Ok(stream) => {
                 let chain = tls::peer_chain(stream.get_ref().1);
                 if report(&inputs, tls_started(conn, chain)).await {
-                    pump(conn, stream, true, &inputs, &mut orders).await;
+                    pump(conn, stream, true, &inputs, &mut orders, &reading).await;
                 }
             }
             Err(err) => {
@@ -240,7 +246,7 @@ async fn run(
             )
             .await
             {
-                pump(conn, stream, true, &inputs, &mut orders).await;
+                pump(conn, stream, true, &inputs, &mut orders, &reading).await;
             }
         }
         Err(error) => report_failure(&inputs, conn, error).await,
@@ -302,6 +308,26 @@ async fn report_failure(inputs: &mpsc::Sender<Input>, conn: ConnId, error: IoFai
 
 /// Move bytes until end of stream or a failure. `inputs` is bounded: a slow engine slows reads.
 ///
+/// Counts a connection among those reading, until dropped (also when the task is aborted).
+struct Reading(Arc<AtomicUsize>);
+
+impl Reading {
+    fn start(reading: &Arc<AtomicUsize>) -> Self {
+        reading.fetch_add(1, Ordering::Relaxed);
+        Self(reading.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Returns the stream when the engine orders `StartTls` on a plain connection (after a proxy
 /// tunnel is up); `None` when the connection is over (its end reported, or the engine gone).
 async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
@@ -310,14 +336,20 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     is_tls: bool,
     inputs: &mpsc::Sender<Input>,
     orders: &mut mpsc::UnboundedReceiver<Order>,
+    reading: &Arc<AtomicUsize>,
 ) -> Option<(S, ServerName<'static>)> {
+    let reading = Reading::start(reading);
     let mut buf = BytesMut::new();
+    let mut size = ReadSize::default();
     loop {
-        make_room(&mut buf);
+        let room = size.make_room(&mut buf, reading.count());
         let input = tokio::select! {
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) => Input::Closed { now: clock::now(), conn },
-                Ok(_) => Input::Received { now: clock::now(), conn, data: buf.split().freeze() },
+                Ok(n) => {
+                    size.record(n, room);
+                    Input::Received { now: clock::now(), conn, data: buf.split().freeze() }
+                }
                 // No close_notify: core's HTTP framing tells a truncated body from a complete one.
                 Err(err) if is_tls && err.kind() == io::ErrorKind::UnexpectedEof => Input::Closed { now: clock::now(), conn },
                 Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
