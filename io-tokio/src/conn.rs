@@ -99,9 +99,11 @@ impl Io for TokioIo {
             port,
             tls,
             self.tls.clone(),
-            self.inputs.clone(),
-            order_rx,
-            self.reading.clone(),
+            Links {
+                inputs: self.inputs.clone(),
+                orders: order_rx,
+                reading: self.reading.clone(),
+            },
         ));
         self.conns.insert(conn, Conn { orders, task });
         Ok(())
@@ -193,10 +195,13 @@ async fn run(
     port: u16,
     tls: Option<(Arc<ClientConfig>, String)>,
     config: Arc<ClientConfig>,
-    inputs: mpsc::Sender<Input>,
-    mut orders: mpsc::UnboundedReceiver<Order>,
-    reading: Arc<AtomicUsize>,
+    links: Links,
 ) {
+    let Links {
+        inputs,
+        mut orders,
+        reading,
+    } = links;
     let tcp = match connect(&host, port).await {
         Ok(tcp) => tcp,
         Err(error) => return report_failure(&inputs, conn, error).await,
@@ -308,6 +313,14 @@ async fn report_failure(inputs: &mpsc::Sender<Input>, conn: ConnId, error: IoFai
 
 /// Move bytes until end of stream or a failure. `inputs` is bounded: a slow engine slows reads.
 ///
+/// What a connection task talks to: the engine's inputs, the engine's orders, and the count of
+/// connections sharing the read budget.
+struct Links {
+    inputs: mpsc::Sender<Input>,
+    orders: mpsc::UnboundedReceiver<Order>,
+    reading: Arc<AtomicUsize>,
+}
+
 /// Counts a connection among those reading, until dropped (also when the task is aborted).
 struct Reading(Arc<AtomicUsize>);
 
