@@ -21,7 +21,7 @@ use common::{env_usize, peak_rss_mib};
 /// afterwards).
 fn store_under_test(dir: &Path) -> Box<dyn JobStore> {
     std::fs::create_dir_all(dir).expect("create the store directory");
-    Box::new(RedbStore::open(&dir.join("jobs.redb")).expect("open the redb store"))
+    Box::new(RedbStore::open(dir.join("jobs.redb")).expect("open the redb store"))
 }
 
 /// A core config that admits `jobs` jobs for one owner.

@@ -26,6 +26,10 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("redirect_location", redirect_location),
     ("engine_ops", engine_ops),
     ("job_id", job_id),
+    ("auth_challenge", auth_challenge),
+    ("proxy_settings", proxy_settings),
+    ("socks5_reply", socks5_reply),
+    ("byteranges", byteranges),
 ];
 
 /// `ResponseParser`: the bytes after a one-byte header (bit 0–1: how many responses and which
@@ -321,4 +325,148 @@ fn is_guid(text: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `WWW-Authenticate` / `Proxy-Authenticate` values and the Digest state machine: any text
+/// parses or is refused without panicking; every Digest challenge that is accepted answers with
+/// a counted nonce, and a later challenge (stale or not) is a defined update.
+pub fn auth_challenge(data: &[u8]) {
+    use backhaul_core::auth::{parse_challenges, parse_fields, DigestState, Secret};
+    let text = String::from_utf8_lossy(data);
+    let (first, second) = text.split_at(text.len() / 2 - (text.len() / 2 % 4).min(text.len() / 2));
+    let Ok(challenges) = parse_challenges(&text) else {
+        let _ = parse_fields([first, second]);
+        return;
+    };
+    let again = parse_fields([text.as_ref()]);
+    assert_eq!(
+        again, challenges,
+        "one field parses the same alone and in a list"
+    );
+    let password = Secret::from("pw");
+    for challenge in &challenges {
+        if let Ok(mut state) = DigestState::from_challenge(challenge) {
+            let one = state.authorization("GET", "/a", "user", &password, "c1");
+            let two = state.authorization("GET", "/a", "user", &password, "c2");
+            assert!(one.expose().contains("nc=00000001") || !one.expose().contains("nc="));
+            assert!(two.expose().contains("nc=00000002") || !two.expose().contains("nc="));
+            for next in &challenges {
+                let _ = state.update(next);
+            }
+        }
+    }
+}
+
+/// Proxy settings and the environment: arbitrary lists, bypass lists and variables route any
+/// URL without panicking, to at least one route, or are refused as invalid proxy info.
+pub fn proxy_settings(data: &[u8]) {
+    use backhaul_core::proxy::{route, ProxyEnvironment, ProxySettings, ProxyUsage};
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\n');
+    let list = parts.next().unwrap_or_default().to_string();
+    let bypass = parts.next().unwrap_or_default().to_string();
+    let env = parts.next().unwrap_or_default().to_string();
+    let url = url::Url::parse(&format!("http://{}/x", parts.next().unwrap_or("h.test")))
+        .unwrap_or_else(|_| url::Url::parse("https://files.test/x").expect("a URL"));
+    let environment = ProxyEnvironment::from_vars([
+        ("http_proxy".to_string(), env.clone()),
+        ("no_proxy".to_string(), bypass.clone()),
+    ]);
+    let settings = [
+        ProxySettings::new(ProxyUsage::Override, Some(list), Some(bypass)),
+        ProxySettings::new(ProxyUsage::Preconfig, None, None),
+    ];
+    for settings in settings.into_iter().flatten() {
+        match route(&url, &settings, &environment) {
+            Ok(routes) => assert!(!routes.is_empty(), "a route list is never empty"),
+            Err(e) => assert_eq!(e.code(), backhaul_core::codes::BG_E_INVALID_PROXY_INFO),
+        }
+    }
+}
+
+/// A SOCKS5 proxy's replies, split anywhere: the handshake never panics, and the same bytes
+/// fed whole or one at a time lead to the same steps and the same outcome.
+pub fn socks5_reply(data: &[u8]) {
+    use backhaul_core::proxy::socks5::{Socks5Handshake, Step};
+    use backhaul_core::proxy::ProxyPassword;
+    let password = ProxyPassword::new("pw");
+    let steps = |chunks: &mut dyn Iterator<Item = &[u8]>| -> Vec<String> {
+        let mut handshake = Socks5Handshake::new("files.test", 443, Some(("user", &password)))
+            .expect("a valid target");
+        let _ = handshake.initial();
+        let mut seen = Vec::new();
+        // After each chunk, look at what is buffered until the handshake needs more.
+        for chunk in chunks {
+            let mut input = chunk;
+            for _ in 0..8 {
+                match handshake.feed(input) {
+                    Ok(Step::NeedMore) => break,
+                    Ok(step) => {
+                        let done = matches!(step, Step::Done { .. });
+                        seen.push(format!("{step:?}"));
+                        if done {
+                            return seen;
+                        }
+                    }
+                    Err(e) => {
+                        seen.push(format!("error {e}"));
+                        return seen;
+                    }
+                }
+                input = &[];
+            }
+        }
+        seen
+    };
+    let whole = steps(&mut std::iter::once(data));
+    let bytewise = steps(&mut data.chunks(1));
+    // Done's leftover differs with the split (what came after the reply); compare the kinds.
+    let kind = |s: &String| s.split(['{', '(']).next().unwrap_or_default().to_string();
+    let whole: Vec<String> = whole.iter().map(kind).collect();
+    let bytewise: Vec<String> = bytewise.iter().map(kind).collect();
+    assert_eq!(
+        whole, bytewise,
+        "the handshake depends on how the replies were split"
+    );
+}
+
+/// `multipart/byteranges` bodies: whole, byte by byte and split in two give the same parts and
+/// the same verdict; nothing panics.
+pub fn byteranges(data: &[u8]) {
+    use backhaul_core::http::{ByterangesParser, PartEvent};
+    let run = |chunks: &mut dyn Iterator<Item = &[u8]>| {
+        let mut parser = ByterangesParser::new("B0UND");
+        let mut events: Vec<PartEvent> = Vec::new();
+        for chunk in chunks {
+            if let Err(e) = parser.push(bytes::Bytes::copy_from_slice(chunk), &mut events) {
+                return (summary(&events), Err(format!("{e:?}")));
+            }
+        }
+        (
+            summary(&events),
+            parser.finish().map_err(|e| format!("{e:?}")),
+        )
+    };
+    fn summary(events: &[PartEvent]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for event in events {
+            match event {
+                PartEvent::Data(bytes) => match out.last_mut() {
+                    Some(last) if last.starts_with("data ") => {
+                        let n: usize = last[5..].parse().unwrap_or(0);
+                        *last = format!("data {}", n + bytes.len());
+                    }
+                    _ => out.push(format!("data {}", bytes.len())),
+                },
+                other => out.push(format!("{other:?}")),
+            }
+        }
+        out
+    }
+    let whole = run(&mut std::iter::once(data));
+    let bytewise = run(&mut data.chunks(1));
+    let cut = data.len() / 3;
+    let split = run(&mut [&data[..cut], &data[cut..]].into_iter());
+    assert_eq!(whole, bytewise, "byte by byte differs from whole");
+    assert_eq!(whole, split, "split at {cut} differs from whole");
 }
