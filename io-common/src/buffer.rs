@@ -16,7 +16,7 @@ const FIRST_READ: usize = 16 * 1024;
 const MIN_ROOM: usize = 16 * 1024;
 
 /// Read room all of a driver's connections may hold at once: each gets an equal share of it,
-/// between [`FIRST_READ`] and [`READ_BUFFER`]. One transfer reads 256 KiB at a time; a thousand
+/// between 16 KiB (`FIRST_READ`) and [`READ_BUFFER`]. One transfer reads 256 KiB at a time; a thousand
 /// concurrent ones read 64 KiB each (without it, they held 300 MiB of read buffers).
 pub const READ_BUDGET: usize = 64 * 1024 * 1024;
 
