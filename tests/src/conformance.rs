@@ -129,6 +129,8 @@ pub trait Driver: Sized {
         job: JobId,
         credentials: backhaul_core::auth::Credentials,
     ) -> Result<(), BitsError>;
+    /// `Manager::set_custom_headers`.
+    fn set_custom_headers(&self, job: JobId, headers: Option<&str>) -> Result<(), BitsError>;
     /// `Manager::set_notify_cmd_line`.
     fn set_notify_cmd_line(
         &self,

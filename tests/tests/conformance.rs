@@ -148,6 +148,10 @@ impl Driver for TokioDriver {
         self.on(self.manager().set_credentials(job, credentials))
     }
 
+    fn set_custom_headers(&self, job: JobId, headers: Option<&str>) -> Result<(), BitsError> {
+        self.on(self.manager().set_custom_headers(job, headers))
+    }
+
     fn set_notify_cmd_line(
         &self,
         job: JobId,
@@ -328,6 +332,10 @@ mod blocking {
             credentials: backhaul_core::auth::Credentials,
         ) -> Result<(), BitsError> {
             self.manager().set_credentials(job, credentials)
+        }
+
+        fn set_custom_headers(&self, job: JobId, headers: Option<&str>) -> Result<(), BitsError> {
+            self.manager().set_custom_headers(job, headers)
         }
 
         fn set_notify_cmd_line(
