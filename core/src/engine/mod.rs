@@ -87,6 +87,10 @@ pub struct Engine {
     jobs: BTreeMap<JobId, Job>,
     /// Ids a new job must not get: records the store holds but could not restore.
     reserved_ids: BTreeSet<JobId>,
+    /// The jobs the scheduler and the timers look at (see `schedule::needs_attention`), so that
+    /// thousands of idle jobs cost nothing per input. Follows every `Persist` and `Forget`: a
+    /// change that matters to it is a change to the record.
+    attention: BTreeSet<JobId>,
     conns: BTreeMap<ConnId, Conn>,
     /// CRLs: configured and fetched (`BG_SSL_ENABLE_CRL_CHECK`).
     crls: CrlCache,
@@ -232,6 +236,7 @@ impl Engine {
             now,
             jobs: BTreeMap::new(),
             reserved_ids: BTreeSet::new(),
+            attention: BTreeSet::new(),
             conns: BTreeMap::new(),
             crls: CrlCache::new(crls),
             crl_waits: BTreeMap::new(),
@@ -338,22 +343,23 @@ impl Engine {
             ));
         }
         commands::check_display_name(display_name)?;
-        let live: Vec<&Job> = self
+        // One pass, no allocation: this runs for every job created.
+        let (live, owned) = self
             .jobs
             .values()
             .filter(|j| !j.rec.state.is_final())
-            .collect();
-        if live.len() >= self.config.max_jobs {
+            .fold((0usize, 0usize), |(live, owned), j| {
+                (live + 1, owned + usize::from(j.rec.owner == owner))
+            });
+        if live >= self.config.max_jobs {
             return Err(BitsError::new(
                 codes::BG_E_TOO_MANY_JOBS_PER_MACHINE,
                 format!(
-                    "there are already {} jobs (the limit is {})",
-                    live.len(),
+                    "there are already {live} jobs (the limit is {})",
                     self.config.max_jobs
                 ),
             ));
         }
-        let owned = live.iter().filter(|j| j.rec.owner == owner).count();
         if owned >= self.config.max_jobs_per_owner {
             return Err(BitsError::new(
                 codes::BG_E_TOO_MANY_JOBS_PER_USER,
@@ -489,6 +495,9 @@ impl Engine {
     }
 
     fn push_action(&mut self, action: Action) {
+        if let Action::Persist { job } | Action::Forget { job } = action {
+            self.reindex(job);
+        }
         self.out.push_back(Output::Action(action));
     }
 

@@ -4,6 +4,7 @@
 //! NORMAL, LOW) share `max_background_jobs` slots by priority — a higher priority preempts a
 //! lower one — and take turns of `time_slice` within a priority (round robin, FIFO order).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::codes;
@@ -28,7 +29,7 @@ impl Engine {
     fn schedule(&mut self) {
         let mut foreground: Vec<(u64, JobId, JobState)> = Vec::new();
         let mut background: Vec<(JobPriority, u64, JobId, JobState)> = Vec::new();
-        for job in self.jobs.values() {
+        for job in self.attended_jobs() {
             let state = job.rec.state;
             if !state.is_active() || job.completing.is_some() {
                 continue;
@@ -85,7 +86,7 @@ impl Engine {
         for conn in due_conns {
             self.handle_conn_timeout(conn);
         }
-        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        let ids: Vec<JobId> = self.attention.iter().copied().collect();
         for id in ids {
             self.handle_job_timers(id, now);
         }
@@ -124,10 +125,10 @@ impl Engine {
 
     /// Round robin: a background job whose slice is over yields to a queued job of its priority.
     fn rotate_slices(&mut self, now: Timestamp) {
+        let contended = self.contended_priorities();
         let expired: Vec<JobId> = self
-            .jobs
-            .values()
-            .filter(|j| self.slice_end(j).is_some_and(|t| t <= now))
+            .attended_jobs()
+            .filter(|j| self.slice_end(j, &contended).is_some_and(|t| t <= now))
             .map(|j| j.rec.id)
             .collect();
         for id in expired {
@@ -139,16 +140,22 @@ impl Engine {
         }
     }
 
+    /// The background priorities with a job waiting for a slot: their running jobs' slices
+    /// end (one pass, shared by every running job).
+    fn contended_priorities(&self) -> BTreeSet<JobPriority> {
+        self.attended_jobs()
+            .filter(|o| o.rec.state == JobState::Queued && o.completing.is_none())
+            .map(|o| o.rec.priority)
+            .collect()
+    }
+
     /// When a running background job's slice ends, if another job of its priority is waiting.
-    fn slice_end(&self, job: &super::Job) -> Option<Timestamp> {
+    fn slice_end(&self, job: &super::Job, contended: &BTreeSet<JobPriority>) -> Option<Timestamp> {
         let priority = job.rec.priority;
         if priority == JobPriority::Foreground || !job.rec.state.is_running() {
             return None;
         }
-        let contended = self.jobs.values().any(|o| {
-            o.rec.priority == priority && o.rec.state == JobState::Queued && o.completing.is_none()
-        });
-        contended.then(|| {
+        contended.contains(&priority).then(|| {
             job.slice_started
                 .unwrap_or(self.now)
                 .saturating_add(self.config.time_slice)
@@ -157,14 +164,16 @@ impl Engine {
 
     /// The earliest time anything is due.
     pub(super) fn next_deadline(&self) -> Option<Timestamp> {
+        debug_assert!(self.attention_is_exact(), "the attention index is stale");
+        let contended = self.contended_priorities();
         let conns = self.conns.values().map(|c| c.deadline);
-        let jobs = self.jobs.values().filter_map(|job| match job.rec.state {
+        let jobs = self.attended_jobs().filter_map(|job| match job.rec.state {
             JobState::TransientError => {
                 let stalled_at = no_progress_deadline(job);
                 Some(job.rec.retry_at.map_or(stalled_at, |r| r.min(stalled_at)))
             }
             s if s.is_running() => {
-                let slice = self.slice_end(job);
+                let slice = self.slice_end(job, &contended);
                 match (max_download_deadline(job), slice) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -172,9 +181,43 @@ impl Engine {
             }
             _ => None,
         });
-        let notify = self.jobs.keys().filter_map(|id| self.notify_deadline(*id));
+        let notify = self
+            .attention
+            .iter()
+            .filter_map(|id| self.notify_deadline(*id));
         conns.chain(jobs).chain(notify).min()
     }
+
+    /// Puts `id` in the attention index or takes it out, as its job now stands.
+    pub(super) fn reindex(&mut self, id: JobId) {
+        if self.jobs.get(&id).is_some_and(needs_attention) {
+            self.attention.insert(id);
+        } else {
+            self.attention.remove(&id);
+        }
+    }
+
+    /// The jobs in the attention index.
+    fn attended_jobs(&self) -> impl Iterator<Item = &super::Job> + '_ {
+        self.attention.iter().filter_map(|id| self.jobs.get(id))
+    }
+
+    /// The index holds exactly the jobs that need attention (checked in debug builds, where
+    /// the simulation, the model test and the explorer run: a mutation that skipped `Persist`
+    /// would show here).
+    fn attention_is_exact(&self) -> bool {
+        self.jobs
+            .values()
+            .all(|job| needs_attention(job) == self.attention.contains(&job.rec.id))
+    }
+}
+
+/// Whether the scheduler or a timer can have anything to do with `job`: it holds or wants a
+/// transfer slot, waits for a retry, or owes a notify-program run. Every other job (SUSPENDED,
+/// TRANSFERRED, ERROR, final) waits for the application and costs nothing per input.
+fn needs_attention(job: &super::Job) -> bool {
+    let state = job.rec.state;
+    state.is_active() || state == JobState::TransientError || job.rec.notify_run.is_some()
 }
 
 fn no_progress_deadline(job: &super::Job) -> Timestamp {
