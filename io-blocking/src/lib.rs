@@ -22,7 +22,7 @@ use backhaul_core::{
     BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
     JobInfo, JobPriority, JobState, JobType,
 };
-use backhaul_io::{Command, Host};
+use backhaul_io::{Command, Host, BATCH};
 
 pub use backhaul_io::{BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreLocation};
 
@@ -106,7 +106,8 @@ impl Manager {
     ) -> Result<R, DriverError> {
         let (reply, result) = mpsc::sync_channel(1);
         let command: Command<ThreadIo> = Box::new(move |host, io| {
-            let _ = reply.send(host.call(io, f));
+            let result = host.call(io, f);
+            host.reply(move || drop(reply.send(result)));
         });
         self.inner
             .messages
@@ -222,7 +223,7 @@ impl Manager {
             if done.is_ok() {
                 io.set_validator(job, validator);
             }
-            let _ = reply.send(done);
+            host.reply(move || drop(reply.send(done)));
         });
         self.inner
             .messages
@@ -348,28 +349,35 @@ impl Manager {
     }
 }
 
-/// The engine thread: wait for a message or the deadline; hand it to the host.
+/// The engine thread: wait for a message or the deadline; hand it and whatever else is ready
+/// (up to [`BATCH`]) to the host; then commit the store once for all of them.
 fn run(mut host: Host, mut io: ThreadIo, messages: &Receiver<Msg>) {
     host.start(&mut io);
     loop {
-        let msg = match host.sleep_for() {
+        let first = match host.sleep_for() {
             Some(timeout) => match messages.recv_timeout(timeout) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => {
-                    host.handle_wake(&mut io);
-                    continue;
-                }
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             },
             None => match messages.recv() {
-                Ok(msg) => msg,
+                Ok(msg) => Some(msg),
                 Err(_) => return,
             },
         };
-        match msg {
-            Msg::Input(input) => host.handle(input, &mut io),
-            Msg::Call(command) => command(&mut host, &mut io),
-            Msg::Stop => return, // dropping `io` closes the connections, `host` the files
+        let Some(first) = first else {
+            host.handle_wake(&mut io);
+            host.flush();
+            continue;
+        };
+        let ready = std::iter::once(first).chain(std::iter::from_fn(|| messages.try_recv().ok()));
+        for msg in ready.take(BATCH) {
+            match msg {
+                Msg::Input(input) => host.handle(input, &mut io),
+                Msg::Call(command) => command(&mut host, &mut io),
+                Msg::Stop => return, // dropping `host` commits; dropping `io` closes the connections
+            }
         }
+        host.flush();
     }
 }

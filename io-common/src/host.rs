@@ -12,8 +12,16 @@
 //! Each of those feeds the engine and drains it until `Output::Timeout`: network actions go to
 //! the [`Io`], file actions to [`TempFiles`] (their results are fed back once the engine is
 //! drained), `Persist`/`Forget` to the store, events to waiters and then to [`Io::publish`].
+//!
+//! 3. after a batch of those (whatever else was ready, up to [`BATCH`]), [`Host::flush`].
+//!
+//! **Group commit.** `Persist`/`Forget` are gathered (the last word per job) and written in one
+//! store transaction by [`Host::flush`]; a command's answer ([`Host::reply`]) is held until the
+//! writes before it are committed, so a caller never hears of a change that a crash could
+//! still undo, and commands that arrive together share one sync. The gathered writes are also
+//! committed before a temp file is renamed or deleted, so a record never lags behind those.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,6 +87,13 @@ pub type Waiter = Box<dyn FnOnce(JobState) + Send>;
 /// An application command as a driver ships it to its engine thread or task.
 pub type Command<I> = Box<dyn FnOnce(&mut Host, &mut I) + Send>;
 
+/// An answer to a command, sent once the store holds what the command changed.
+pub type Reply = Box<dyn FnOnce() + Send>;
+
+/// How many ready commands and inputs a driver handles before [`Host::flush`]: the most one
+/// store transaction groups (bounded, so a flood of inputs cannot hold answers back for long).
+pub const BATCH: usize = 64;
+
 /// The engine and everything around it that is not a socket.
 pub struct Host {
     engine: Engine,
@@ -94,6 +109,11 @@ pub struct Host {
     /// Results of file actions, fed once the engine is drained.
     results: VecDeque<Input>,
     deadline: Option<Timestamp>,
+    /// Store writes asked for and not yet committed, the last word per job: `true` saves the
+    /// job's record as it is at the commit, `false` removes it.
+    unsaved: BTreeMap<JobId, bool>,
+    /// Answers held until the store writes before them are committed.
+    held: Vec<Reply>,
 }
 
 impl Host {
@@ -130,6 +150,8 @@ impl Host {
             waiters: HashMap::new(),
             results: VecDeque::new(),
             deadline: None,
+            unsaved: BTreeMap::new(),
+            held: Vec::new(),
         })
     }
 
@@ -170,12 +192,31 @@ impl Host {
     }
 
     /// Run an application command: the engine hears the current time first, then `f` runs,
-    /// then every resulting action is performed before this returns.
+    /// then every resulting action is performed before this returns (the store writes are
+    /// gathered: answer through [`Host::reply`]).
     pub fn call<I: Io, R>(&mut self, io: &mut I, f: impl FnOnce(&mut Self) -> R) -> R {
         self.handle(Input::Timeout { now: clock::now() }, io);
         let result = f(self);
         self.drain(io);
         result
+    }
+
+    /// Answer a command once everything asked of the store so far is committed: now, if it is.
+    pub fn reply(&mut self, reply: impl FnOnce() + Send + 'static) {
+        if self.unsaved.is_empty() && self.held.is_empty() {
+            reply();
+        } else {
+            self.held.push(Box::new(reply));
+        }
+    }
+
+    /// Commit the gathered store writes in one transaction, then send the answers held for
+    /// them. Drivers call it after each batch of commands and inputs.
+    pub fn flush(&mut self) {
+        self.commit_store();
+        for reply in self.held.drain(..) {
+            reply();
+        }
     }
 
     /// The engine, for queries.
@@ -362,21 +403,25 @@ impl Host {
                 file,
                 temp,
                 dest,
-            } => Some(match self.files.commit(job, file, &temp, &dest) {
-                Ok(()) => Input::FileCommitted {
-                    now: clock::now(),
-                    job,
-                    file,
-                },
-                Err(error) => file_failed(job, file, FileOp::Commit, error),
+            } => Some({
+                self.commit_store();
+                match self.files.commit(job, file, &temp, &dest) {
+                    Ok(()) => Input::FileCommitted {
+                        now: clock::now(),
+                        job,
+                        file,
+                    },
+                    Err(error) => file_failed(job, file, FileOp::Commit, error),
+                }
             }),
             Action::DeleteTemp { job, file, path } => {
+                self.commit_store();
                 let done = self.files.delete(job, file, &path);
                 done.err()
                     .map(|error| file_failed(job, file, FileOp::Delete, error))
             }
             Action::Persist { job } => {
-                self.persist(job);
+                self.unsaved.insert(job, true);
                 None
             }
             Action::FetchCrl { url } => {
@@ -384,9 +429,7 @@ impl Host {
                 None
             }
             Action::Forget { job } => {
-                if let Err(err) = self.store.delete(job) {
-                    tracing::warn!("cannot forget job {job} in the store: {err}");
-                }
+                self.unsaved.insert(job, false);
                 None
             }
             Action::ValidateCertificate {
@@ -439,13 +482,25 @@ impl Host {
         Ok(len)
     }
 
-    fn persist(&mut self, job: JobId) {
-        let Some(record) = self.engine.job_record(job) else {
-            tracing::warn!("asked to persist job {job}, which has no record");
+    /// Write what `Persist`/`Forget` asked for since the last commit, in one transaction.
+    fn commit_store(&mut self) {
+        if self.unsaved.is_empty() {
             return;
-        };
-        if let Err(err) = self.store.put(job, record) {
-            tracing::warn!("cannot persist job {job}: {err}");
+        }
+        let unsaved = std::mem::take(&mut self.unsaved);
+        let mut writes = Vec::with_capacity(unsaved.len());
+        for (&job, &keep) in &unsaved {
+            if !keep {
+                writes.push((job, None));
+            } else if let Some(record) = self.engine.job_record(job) {
+                writes.push((job, Some(record)));
+            } else {
+                tracing::warn!("asked to persist job {job}, which has no record");
+            }
+        }
+        if let Err(err) = self.store.write_batch(&writes) {
+            let jobs = writes.len();
+            tracing::warn!("cannot write {jobs} job record(s) to the store: {err}");
         }
     }
 
@@ -458,6 +513,14 @@ impl Host {
             }
         }
         io.publish(event);
+    }
+}
+
+/// A host going away (shutdown, or its driver stopping) commits what it gathered and sends
+/// the answers it held.
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -491,3 +554,6 @@ fn proxy_environment() -> ProxyEnvironment {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,7 +24,7 @@ use backhaul_core::{
     BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
     JobInfo, JobPriority, JobState, JobType,
 };
-use backhaul_io::{Command, Host};
+use backhaul_io::{Command, Host, BATCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::events::Events;
@@ -112,7 +112,8 @@ impl Manager {
     ) -> Result<R, DriverError> {
         let (reply, result) = oneshot::channel();
         let command: Command<TokioIo> = Box::new(move |host, io| {
-            let _ = reply.send(host.call(io, f));
+            let result = host.call(io, f);
+            host.reply(move || drop(reply.send(result)));
         });
         self.commands
             .send(Msg::Call(command))
@@ -250,7 +251,7 @@ impl Manager {
             if done.is_ok() {
                 io.set_validator(job, validator);
             }
-            let _ = reply.send(done);
+            host.reply(move || drop(reply.send(done)));
         });
         self.commands
             .send(Msg::Call(command))
@@ -387,7 +388,8 @@ impl Manager {
     }
 }
 
-/// The engine task: wait for a command, an input or the deadline; hand it to the host.
+/// The engine task: wait for a command, an input or the deadline; hand it and whatever else is
+/// ready (up to [`BATCH`]) to the host; then commit the store once for all of them.
 async fn run(
     mut host: Host,
     mut io: TokioIo,
@@ -397,18 +399,37 @@ async fn run(
     host.start(&mut io);
     loop {
         let wake = host.sleep_for().map(|d| Instant::now() + d);
-        tokio::select! {
+        let first = tokio::select! {
             msg = commands.recv() => match msg {
-                Some(Msg::Call(command)) => command(&mut host, &mut io),
-                Some(Msg::Stop(done)) => {
-                    drop((io, host));
+                Some(msg) => Ready::Msg(msg),
+                None => return, // every Manager is gone
+            },
+            Some(input) = inputs.recv() => Ready::Input(input),
+            () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => Ready::Wake,
+        };
+        let more = std::iter::from_fn(|| {
+            let msg = commands.try_recv().ok().map(Ready::Msg);
+            msg.or_else(|| inputs.try_recv().ok().map(Ready::Input))
+        });
+        for ready in std::iter::once(first).chain(more).take(BATCH) {
+            match ready {
+                Ready::Msg(Msg::Call(command)) => command(&mut host, &mut io),
+                Ready::Msg(Msg::Stop(done)) => {
+                    drop((io, host)); // dropping `host` commits the store
                     let _ = done.send(());
                     return;
                 }
-                None => return, // every Manager is gone
-            },
-            Some(input) = inputs.recv() => host.handle(input, &mut io),
-            () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => host.handle_wake(&mut io),
+                Ready::Input(input) => host.handle(input, &mut io),
+                Ready::Wake => host.handle_wake(&mut io),
+            }
         }
+        host.flush();
     }
+}
+
+/// What woke the engine task.
+enum Ready {
+    Msg(Msg),
+    Input(Input),
+    Wake,
 }

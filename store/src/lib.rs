@@ -46,6 +46,19 @@ pub trait JobStore: Send {
     /// Every record. A record that fails to decode is reported for its job and does not stop
     /// the others.
     fn load_all(&self) -> Result<Vec<LoadedRecord>, StoreError>;
+    /// Several writes, in order: `Some(record)` saves the record of the job, `None` removes it.
+    /// The drivers group what a batch of commands and inputs changed into one call, so a store
+    /// that can should commit it as one transaction with one sync (as [`RedbStore`] does); this
+    /// default applies the writes one by one.
+    fn write_batch(&mut self, writes: &[(JobId, Option<&JobRecord>)]) -> Result<(), StoreError> {
+        for (id, record) in writes {
+            match record {
+                Some(record) => self.put(*id, record)?,
+                None => self.delete(*id)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One record read back by [`JobStore::load_all`].

@@ -117,6 +117,19 @@ impl JobStore for RedbStore {
         self.write(|table| table.remove(key(id)).map(drop))
     }
 
+    /// One transaction for the whole batch: one sync, and all of it or none of it after a crash.
+    fn write_batch(&mut self, writes: &[(JobId, Option<&JobRecord>)]) -> Result<(), StoreError> {
+        self.write(|table| {
+            for (id, record) in writes {
+                match record {
+                    Some(record) => table.insert(key(*id), encode_record(record).as_slice())?,
+                    None => table.remove(key(*id))?,
+                };
+            }
+            Ok(())
+        })
+    }
+
     fn load_all(&self) -> Result<Vec<LoadedRecord>, StoreError> {
         let io = |e: &dyn std::fmt::Display| {
             StoreError::Io(format!("job store {}: {e}", self.path.display()))

@@ -1,11 +1,14 @@
-//! Scale: 10,000 jobs created (one file each) and persisted. Three ways: the engine alone with
-//! each `Action::Persist` written to the store, then through each driver's `Manager` (a command
-//! round trip per call, the host persisting). Prints the time, jobs/s and the store's size.
+//! Scale: 10,000 jobs created (one file each) and persisted. The engine alone with each
+//! `Action::Persist` written to the store as its own transaction, then through each driver's
+//! `Manager` (a command round trip per call; the host groups the writes of what arrives
+//! together into one commit and answers after it) with one creator calling after another, and
+//! with several creating at once. Prints the time, jobs/s and the records stored.
 //!
 //! The store is [`store_under_test`]: the redb file store (`RedbStore`) in a temp directory,
-//! each record a committed (fsynced) transaction, as the drivers persist.
+//! each transaction committed and synced, as the drivers persist.
 //!
-//! `cargo bench -p backhaul-tests --bench jobs_persist` (BENCH_JOBS to change the count).
+//! `cargo bench -p backhaul-tests --bench jobs_persist` (BENCH_JOBS to change the count,
+//! BENCH_CREATORS the creators of the concurrent runs).
 
 mod common;
 
@@ -23,6 +26,9 @@ fn store_under_test(dir: &Path) -> Box<dyn JobStore> {
     std::fs::create_dir_all(dir).expect("create the store directory");
     Box::new(RedbStore::open(dir.join("jobs.redb")).expect("open the redb store"))
 }
+
+/// The URL every job's file names (nothing is downloaded: the jobs stay SUSPENDED).
+const FILE_URL: &str = "http://127.0.0.1:8080/file.bin";
 
 /// A core config that admits `jobs` jobs for one owner.
 fn config_for(jobs: usize) -> Config {
@@ -42,7 +48,7 @@ fn report(how: &str, jobs: usize, started: Instant, records: usize) {
 
 /// The engine alone: create, add a file, drain, write each persisted record to the store.
 fn engine_alone(jobs: usize, dir: &Path) {
-    let mut store = store_under_test(&dir.join("engine"));
+    let mut store = store_under_test(dir);
     let mut engine = Engine::new(config_for(jobs), Timestamp::from_secs(1_800_000_000));
     let started = Instant::now();
     let mut puts = 0usize;
@@ -57,10 +63,7 @@ fn engine_alone(jobs: usize, dir: &Path) {
         engine
             .job_mut(job)
             .expect("job")
-            .add_file(
-                "http://127.0.0.1:8080/file.bin",
-                &dir.join(format!("f{i}.bin")),
-            )
+            .add_file(FILE_URL, &dir.join(format!("f{i}.bin")))
             .expect("add_file");
         loop {
             match engine.poll_output() {
@@ -87,65 +90,95 @@ fn driver_config(jobs: usize, dir: &Path) -> backhaul_blocking::DriverConfig {
     config
 }
 
-fn blocking_driver(jobs: usize, dir: &Path) {
-    let manager = backhaul_blocking::Manager::new(driver_config(jobs, &dir.join("blocking")))
-        .expect("blocking manager");
+/// Through the blocking driver's `Manager`: `creators` threads, each creating its share of
+/// the jobs one call after another (the driver groups what arrives together into one store
+/// commit).
+fn blocking_driver(jobs: usize, creators: usize, dir: &Path) {
+    let manager =
+        backhaul_blocking::Manager::new(driver_config(jobs, dir)).expect("blocking manager");
     let started = Instant::now();
-    for i in 0..jobs {
-        let job = manager
-            .create_job(&format!("job {i}"), JobType::Download)
-            .expect("create_job");
-        manager
-            .add_file(
-                job,
-                "http://127.0.0.1:8080/file.bin",
-                &dir.join(format!("f{i}.bin")),
-            )
-            .expect("add_file");
-    }
+    std::thread::scope(|scope| {
+        for creator in 0..creators {
+            let manager = manager.clone();
+            scope.spawn(move || {
+                for i in (creator..jobs).step_by(creators) {
+                    let job = manager
+                        .create_job(&format!("job {i}"), JobType::Download)
+                        .expect("create_job");
+                    manager
+                        .add_file(job, FILE_URL, &dir.join(format!("f{i}.bin")))
+                        .expect("add_file");
+                }
+            });
+        }
+    });
     let listed = manager.jobs().expect("jobs").len();
-    report("blocking driver:", jobs, started, listed);
+    report(
+        &format!("blocking, {creators} creator(s):"),
+        jobs,
+        started,
+        listed,
+    );
     manager.shutdown();
 }
 
-fn tokio_driver(jobs: usize, dir: &Path) {
+/// Through the tokio driver's `Manager`: `creators` tasks, as [`blocking_driver`].
+fn tokio_driver(jobs: usize, creators: usize, dir: &Path) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let manager = backhaul_tokio::Manager::new(driver_config(jobs, &dir.join("tokio")))
-            .expect("tokio manager");
+        let manager =
+            backhaul_tokio::Manager::new(driver_config(jobs, dir)).expect("tokio manager");
         let started = Instant::now();
-        for i in 0..jobs {
-            let job = manager
-                .create_job(&format!("job {i}"), JobType::Download)
-                .await
-                .expect("create_job");
-            manager
-                .add_file(
-                    job,
-                    "http://127.0.0.1:8080/file.bin",
-                    &dir.join(format!("f{i}.bin")),
-                )
-                .await
-                .expect("add_file");
+        let mut tasks = tokio::task::JoinSet::new();
+        for creator in 0..creators {
+            let manager = manager.clone();
+            let dir = dir.to_path_buf();
+            tasks.spawn(async move {
+                for i in (creator..jobs).step_by(creators) {
+                    let job = manager
+                        .create_job(&format!("job {i}"), JobType::Download)
+                        .await
+                        .expect("create_job");
+                    manager
+                        .add_file(job, FILE_URL, &dir.join(format!("f{i}.bin")))
+                        .await
+                        .expect("add_file");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("a creator task");
         }
         let listed = manager.jobs().await.expect("jobs").len();
-        report("tokio driver:", jobs, started, listed);
+        report(
+            &format!("tokio, {creators} creator(s):"),
+            jobs,
+            started,
+            listed,
+        );
         manager.shutdown().await;
     });
 }
 
 fn main() {
     let jobs = env_usize("BENCH_JOBS", 10_000);
+    let creators = env_usize("BENCH_CREATORS", 16);
     let dir = tempfile::tempdir().expect("temp dir");
-    for sub in ["engine", "blocking", "tokio"] {
-        std::fs::create_dir(dir.path().join(sub)).expect("store dir");
-    }
     println!("jobs: {jobs} jobs created with one file each, every record persisted");
-    engine_alone(jobs, dir.path());
-    blocking_driver(jobs, dir.path());
-    tokio_driver(jobs, dir.path());
+    engine_alone(jobs, &fresh(dir.path(), "engine"));
+    for n in [1, creators] {
+        blocking_driver(jobs, n, &fresh(dir.path(), &format!("blocking-{n}")));
+        tokio_driver(jobs, n, &fresh(dir.path(), &format!("tokio-{n}")));
+    }
     println!("  peak RSS {:.1} MiB", peak_rss_mib());
+}
+
+/// An empty directory `name` under `root`, for one measurement's store and files.
+fn fresh(root: &Path, name: &str) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir(&dir).expect("a directory for the measurement");
+    dir
 }
