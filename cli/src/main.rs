@@ -193,6 +193,12 @@ struct TransferArgs {
     #[arg(long = "pin-sha256", value_name = "HEX", value_parser = security::parse_pin)]
     pins: Vec<[u8; 32]>,
 
+    /// Keep the job in this job store (a redb file, created owner-only) while it runs: if the
+    /// process dies (a crash, kill -9, a reboot) or is interrupted with Ctrl+C, the same command
+    /// run again finds the job there and resumes each file from its last checkpoint.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+
     /// Print one JSON object on stdout at the end: job id, final state, each file (url, dest,
     /// bytes) and, on failure, the error (context, code, hresult, message). Printed even with -q.
     #[arg(long)]
@@ -263,6 +269,7 @@ impl TransferArgs {
             no_progress_timeout: self.no_progress_timeout,
             json: self.json,
             quiet: self.quiet,
+            store: self.store,
         })
     }
 }

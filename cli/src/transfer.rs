@@ -66,6 +66,9 @@ pub(crate) struct Request {
     pub(crate) json: bool,
     /// No progress bar, no output but errors.
     pub(crate) quiet: bool,
+    /// Keep the job in this job store (a redb file) while it runs, so that the same command
+    /// run again after a crash or Ctrl+C picks it up where it stopped.
+    pub(crate) store: Option<PathBuf>,
 }
 
 /// Run the transfer on the chosen driver. `interrupted` is set by the Ctrl+C handler.
@@ -80,7 +83,7 @@ pub(crate) fn run(request: &Request, interrupted: &AtomicBool) -> Outcome {
 }
 
 fn start_and_drive<B: Backend>(request: &Request, interrupted: &AtomicBool) -> Outcome {
-    match B::start(&request.ca_files, &request.crl_files) {
+    match B::start(request) {
         Ok(backend) => {
             let outcome = drive(&backend, request, interrupted);
             backend.shutdown();
@@ -96,8 +99,13 @@ fn start_and_drive<B: Backend>(request: &Request, interrupted: &AtomicBool) -> O
 
 /// A driver's `Manager`, seen through blocking calls: all the transfer flow needs.
 pub(crate) trait Backend: Sized {
-    /// Start the driver, trusting `ca_files` besides the system roots, with `crl_files`.
-    fn start(ca_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, Failure>;
+    /// Start the driver for `request`: trusting its CA files besides the system roots, with
+    /// its CRL files, over its job store (or none).
+    fn start(request: &Request) -> Result<Self, Failure>;
+    /// `EnumJobs`: the jobs in the driver (those its store held, after a restart).
+    fn jobs(&self) -> Result<Vec<JobId>, BitsError>;
+    /// `Suspend`.
+    fn suspend(&self, job: JobId) -> Result<(), BitsError>;
     /// `CreateJob`.
     fn create_job(&self, display_name: &str) -> Result<JobId, BitsError>;
     /// `AddFile`.
@@ -155,16 +163,38 @@ fn transfer<B: Backend>(
     progress: &mut Progress,
     outcome: &mut Outcome,
 ) -> Result<(), Failure> {
-    let job = backend
-        .create_job(&request.display_name)
-        .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "creating the job"))?;
+    let stored = match &request.store {
+        Some(_) => stored_job(backend, request)?,
+        None => None,
+    };
+    let job = match stored {
+        Some(job) => job,
+        None => backend
+            .create_job(&request.display_name)
+            .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "creating the job"))?,
+    };
     outcome.job = Some(job);
     outcome.state = Some(JobState::Suspended);
 
-    // From here on, any failure cancels the job so nothing is left behind.
-    let result = setup_and_wait(backend, job, request, interrupted, progress, outcome);
-    if result.is_err() {
+    // From here on, any failure cancels the job so nothing is left behind — except Ctrl+C
+    // with a store: the job is suspended and kept there for the next run.
+    let setup = Setup {
+        job,
+        reattached: stored.is_some(),
+    };
+    let result = setup_and_wait(backend, setup, request, interrupted, progress, outcome);
+    if let Err(failure) = &result {
         progress.clear();
+        if let (Some(store), FailureKind::Interrupted) = (&request.store, failure.kind) {
+            if backend.suspend(job).is_ok() {
+                outcome.state = Some(JobState::Suspended);
+                let message = format!(
+                    "job {job} suspended and kept in {}: the same command resumes it",
+                    store.display()
+                );
+                return Err(Failure::plain(FailureKind::Interrupted, message));
+            }
+        }
         if backend.cancel(job).is_ok() {
             outcome.state = Some(JobState::Cancelled);
         }
@@ -172,15 +202,76 @@ fn transfer<B: Backend>(
     result
 }
 
+/// The job a store kept for this very transfer: one that is not final and whose files are the
+/// request's URL/DEST pairs, in order. A job that writes the same local files from other URLs
+/// is an older transfer to the same places: it is cancelled (its partial bytes belong to
+/// other URLs), so two jobs never race for one destination.
+fn stored_job<B: Backend>(backend: &B, request: &Request) -> Result<Option<JobId>, Failure> {
+    let listing =
+        |e: BitsError| Failure::refused(FailureKind::Transfer, &e, "listing the stored jobs");
+    let mut found = None;
+    for job in backend.jobs().map_err(listing)? {
+        let Ok(info) = backend.info(job) else {
+            continue; // forgotten meanwhile
+        };
+        if info.state.is_final() {
+            continue;
+        }
+        let locals: Vec<&Path> = info.files.iter().map(|f| f.local_name.as_path()).collect();
+        let wanted: Vec<&Path> = request.pairs.iter().map(|(_, d)| d.as_path()).collect();
+        if locals != wanted {
+            continue;
+        }
+        let same_urls = info
+            .files
+            .iter()
+            .zip(&request.pairs)
+            .all(|(file, (url, _))| file.remote_name == *url);
+        if same_urls && found.is_none() {
+            found = Some(job);
+        } else {
+            backend.cancel(job).map_err(|e| {
+                let doing = format!("cancelling stored job {job}, which writes the same files");
+                Failure::refused(FailureKind::Transfer, &e, &doing)
+            })?;
+        }
+    }
+    Ok(found)
+}
+
+/// The job `setup_and_wait` drives.
+#[derive(Clone, Copy)]
+struct Setup {
+    job: JobId,
+    /// Found in the store (its files are there already), not created by this run.
+    reattached: bool,
+}
+
 fn setup_and_wait<B: Backend>(
     backend: &B,
-    job: JobId,
+    setup: Setup,
     request: &Request,
     interrupted: &AtomicBool,
     progress: &mut Progress,
     outcome: &mut Outcome,
 ) -> Result<(), Failure> {
+    let job = setup.job;
     let usage = |e: BitsError, doing: &str| Failure::refused(FailureKind::Usage, &e, doing);
+    let transfer = |e: BitsError, doing: &str| Failure::refused(FailureKind::Transfer, &e, doing);
+    let state = backend
+        .info(job)
+        .map_err(|e| transfer(e, "reading the job"))?
+        .state;
+    if state == JobState::Transferred {
+        // Transferred before the last run stopped: only `complete` is left.
+        return complete(backend, job, request, interrupted, progress, outcome);
+    }
+    if setup.reattached && state != JobState::Suspended {
+        // The settings below (the certificate callback among them) are set while SUSPENDED.
+        backend
+            .suspend(job)
+            .map_err(|e| transfer(e, "suspending the stored job"))?;
+    }
     backend
         .set_priority(job, request.priority)
         .map_err(|e| usage(e, "--priority"))?;
@@ -216,16 +307,29 @@ fn setup_and_wait<B: Backend>(
             .pin_certificates(job, request.pins.clone())
             .map_err(|e| usage(e, "--pin-sha256"))?;
     }
-    for (i, (url, dest)) in request.pairs.iter().enumerate() {
-        backend
-            .add_file(job, url, dest)
-            .map_err(|e| usage(e, &describe_pair(i, url, dest)))?;
+    if !setup.reattached {
+        for (i, (url, dest)) in request.pairs.iter().enumerate() {
+            backend
+                .add_file(job, url, dest)
+                .map_err(|e| usage(e, &describe_pair(i, url, dest)))?;
+        }
     }
     backend
         .resume(job)
-        .map_err(|e| Failure::refused(FailureKind::Transfer, &e, "resuming the job"))?;
+        .map_err(|e| transfer(e, "resuming the job"))?;
     outcome.state = Some(JobState::Queued);
+    complete(backend, job, request, interrupted, progress, outcome)
+}
 
+/// Wait for the job to settle; complete it when it is TRANSFERRED and check the files.
+fn complete<B: Backend>(
+    backend: &B,
+    job: JobId,
+    request: &Request,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+    outcome: &mut Outcome,
+) -> Result<(), Failure> {
     let pinned = !request.pins.is_empty();
     let state = wait(backend, job, interrupted, progress, pinned)?;
     let info = backend
@@ -367,6 +471,18 @@ fn check_files(files: &[FileInfo]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The driver configuration of `request`: its CA and CRL files, and its job store (a file, or
+/// memory when it names none).
+fn driver_config(request: &Request) -> backhaul_io::DriverConfig {
+    let mut config = backhaul_io::DriverConfig::new();
+    config.ca_files = request.ca_files.clone();
+    config.crl_files = request.crl_files.clone();
+    if let Some(store) = &request.store {
+        config.store = backhaul_io::StoreLocation::File(store.clone());
+    }
+    config
+}
+
 /// The tokio driver, on a runtime of its own; each call is `block_on` its future.
 pub(crate) struct TokioBackend {
     runtime: tokio::runtime::Runtime,
@@ -374,7 +490,7 @@ pub(crate) struct TokioBackend {
 }
 
 impl Backend for TokioBackend {
-    fn start(ca_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, Failure> {
+    fn start(request: &Request) -> Result<Self, Failure> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("backhaul-tokio")
@@ -382,9 +498,7 @@ impl Backend for TokioBackend {
             .map_err(|e| {
                 Failure::plain(FailureKind::Transfer, format!("cannot start tokio: {e}"))
             })?;
-        let mut config = backhaul_tokio::DriverConfig::new();
-        config.ca_files = ca_files.to_vec();
-        config.crl_files = crl_files.to_vec();
+        let config = driver_config(request);
         let manager = {
             let _inside = runtime.enter();
             backhaul_tokio::Manager::new(config)
@@ -403,6 +517,14 @@ impl Backend for TokioBackend {
     fn create_job(&self, display_name: &str) -> Result<JobId, BitsError> {
         self.runtime
             .block_on(self.manager.create_job(display_name, JobType::Download))
+    }
+
+    fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+        self.runtime.block_on(self.manager.jobs())
+    }
+
+    fn suspend(&self, job: JobId) -> Result<(), BitsError> {
+        self.runtime.block_on(self.manager.suspend(job))
     }
 
     fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
@@ -494,10 +616,8 @@ pub(crate) struct BlockingBackend {
 }
 
 impl Backend for BlockingBackend {
-    fn start(ca_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, Failure> {
-        let mut config = backhaul_blocking::DriverConfig::new();
-        config.ca_files = ca_files.to_vec();
-        config.crl_files = crl_files.to_vec();
+    fn start(request: &Request) -> Result<Self, Failure> {
+        let config = driver_config(request);
         let manager = backhaul_blocking::Manager::new(config).map_err(|e| {
             let kind = match e {
                 backhaul_blocking::DriverError::CaFile { .. }
@@ -511,6 +631,14 @@ impl Backend for BlockingBackend {
 
     fn create_job(&self, display_name: &str) -> Result<JobId, BitsError> {
         self.manager.create_job(display_name, JobType::Download)
+    }
+
+    fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+        self.manager.jobs()
+    }
+
+    fn suspend(&self, job: JobId) -> Result<(), BitsError> {
+        self.manager.suspend(job)
     }
 
     fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {

@@ -799,3 +799,115 @@ fn a_password_is_never_read_from_the_command_line_and_its_absence_is_a_usage_err
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert_empty(dir.path(), &Run::default());
 }
+
+/// The bytes of the file the `--store` tests kill a transfer in the middle of.
+const KILLED_FILE: usize = 32 * 1024 * 1024;
+/// The engine's checkpoint interval (`Config::checkpoint_bytes`): a resumed file starts at or
+/// past it once this much was on disk.
+const CHECKPOINT: u64 = 8 * 1024 * 1024;
+
+/// How the first run of a `--store` transfer is stopped in the middle of its file.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// SIGKILL: a crash; the job is wherever its last commit left it.
+    Kill,
+    /// SIGINT (Ctrl+C): the job is suspended and kept in the store; exit 130.
+    Interrupt,
+}
+
+/// `--store`: a transfer stopped in the middle of a file and run again with the same command
+/// resumes from its last checkpoint (a `Range` at or past 8 MiB, not byte 0), the file arrives
+/// whole, and nothing was at the local name in between.
+fn stopped_transfer_resumes_from_its_checkpoint(runtime: &str, stop: Stop) {
+    let body: Vec<u8> = deterministic_bytes(KILLED_FILE, 11).to_vec();
+    let file = FileSpec::new(body.clone().into()).throttled(12 * 1024 * 1024);
+    let server = TestServer::start(vec![Route::file("/big.bin", file)]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let store = state.path().join("jobs.redb");
+    let dest = dir.path().join("big.bin");
+    let url = server.url("/big.bin");
+    let args = || -> Vec<OsString> {
+        let mut args: Vec<OsString> = ["transfer", "-q", "--runtime", runtime, "--store"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        args.extend([store.clone().into_os_string(), url.clone().into()]);
+        args.push(dest.as_os_str().to_owned());
+        args
+    };
+
+    let mut first = spawn(args());
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let on_disk = |dir: &Path| -> u64 {
+        entries(dir)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    while on_disk(dir.path()) < CHECKPOINT + CHECKPOINT / 2 {
+        assert!(
+            first.child.try_wait().unwrap().is_none(),
+            "the first run ended before it was stopped: {:#?}",
+            first.finish()
+        );
+        assert!(Instant::now() < deadline, "the first run made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match stop {
+        Stop::Kill => {
+            first.child.kill().expect("SIGKILL the first run");
+            first.child.wait().expect("reap the first run");
+        }
+        Stop::Interrupt => {
+            let pid = first.child.id().to_string();
+            let sent = Command::new("kill").args(["-INT", &pid]).status();
+            assert!(sent.expect("run kill").success());
+            let run = first.finish();
+            assert_eq!(run.code, Some(130), "{run:#?}");
+            assert!(run.stderr.contains("suspended and kept in"), "{run:#?}");
+        }
+    }
+    assert!(!dest.exists(), "the local name appeared before complete");
+
+    let second = backhaul(args());
+    assert_eq!(
+        second.code,
+        Some(0),
+        "{second:#?}\n{}",
+        server.request_log()
+    );
+    assert!(
+        std::fs::read(&dest).unwrap() == body,
+        "the resumed file differs"
+    );
+    assert_eq!(entries(dir.path()), [dest.clone()], "a temp file was left");
+    let requests = server.requests_to("GET", "/big.bin");
+    let resumed_at = requests
+        .last()
+        .and_then(|r| r.header("Range"))
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        resumed_at >= CHECKPOINT,
+        "{stop:?}: the second run started at byte {resumed_at}, not at the checkpoint:\n{}",
+        server.request_log()
+    );
+}
+
+#[test]
+fn a_transfer_with_store_killed_mid_file_resumes_from_its_checkpoint_on_tokio() {
+    stopped_transfer_resumes_from_its_checkpoint("tokio", Stop::Kill);
+}
+
+#[test]
+fn a_transfer_with_store_killed_mid_file_resumes_from_its_checkpoint_on_blocking() {
+    stopped_transfer_resumes_from_its_checkpoint("blocking", Stop::Kill);
+}
+
+#[test]
+fn a_transfer_with_store_interrupted_is_kept_suspended_and_resumed_by_the_same_command() {
+    stopped_transfer_resumes_from_its_checkpoint("tokio", Stop::Interrupt);
+}
