@@ -67,7 +67,7 @@ enum Command {
         after_help = "Examples:\n  backhaul transfer https://example.com/a.iso /srv/a.iso\n  \
                       backhaul transfer --json -q http://h/a /tmp/a http://h/b /tmp/b"
     )]
-    Transfer(TransferArgs),
+    Transfer(Box<TransferArgs>),
 
     /// Run the engine over a job store and serve the verbs on a local socket.
     ///

@@ -258,19 +258,21 @@ fn setup_and_wait<B: Backend>(
     let job = setup.job;
     let usage = |e: BitsError, doing: &str| Failure::refused(FailureKind::Usage, &e, doing);
     let transfer = |e: BitsError, doing: &str| Failure::refused(FailureKind::Transfer, &e, doing);
-    let state = backend
-        .info(job)
-        .map_err(|e| transfer(e, "reading the job"))?
-        .state;
-    if state == JobState::Transferred {
-        // Transferred before the last run stopped: only `complete` is left.
-        return complete(backend, job, request, interrupted, progress, outcome);
-    }
-    if setup.reattached && state != JobState::Suspended {
-        // The settings below (the certificate callback among them) are set while SUSPENDED.
-        backend
-            .suspend(job)
-            .map_err(|e| transfer(e, "suspending the stored job"))?;
+    if setup.reattached {
+        let state = backend
+            .info(job)
+            .map_err(|e| transfer(e, "reading the job"))?
+            .state;
+        if state == JobState::Transferred {
+            // Transferred before the last run stopped: only `complete` is left.
+            return complete(backend, job, request, interrupted, progress, outcome);
+        }
+        if state != JobState::Suspended {
+            // The settings below (the certificate callback among them) are set while SUSPENDED.
+            backend
+                .suspend(job)
+                .map_err(|e| transfer(e, "suspending the stored job"))?;
+        }
     }
     backend
         .set_priority(job, request.priority)
@@ -764,8 +766,17 @@ mod tests {
     }
 
     impl Backend for Fake {
-        fn start(_: &[PathBuf], _: &[PathBuf]) -> Result<Self, Failure> {
+        fn start(_: &Request) -> Result<Self, Failure> {
             unreachable!("tests build the fake themselves")
+        }
+        fn jobs(&self) -> Result<Vec<JobId>, BitsError> {
+            self.log("jobs");
+            Ok(vec![JobId(7)])
+        }
+        fn suspend(&self, _: JobId) -> Result<(), BitsError> {
+            self.log("suspend");
+            *self.state.lock().unwrap() = JobState::Suspended;
+            Ok(())
         }
         fn create_job(&self, _: &str) -> Result<JobId, BitsError> {
             self.log("create_job");
@@ -923,7 +934,51 @@ mod tests {
             pins: Vec::new(),
             json: false,
             quiet: true,
+            store: None,
         }
+    }
+
+    #[test]
+    fn with_a_store_the_job_that_writes_the_same_files_is_resumed_not_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::new(Ending::Transferred {
+            size: 5,
+            write: true,
+        });
+        // The fake names file i `http://h/{i}`: a stored job with `dir/0` is this request's.
+        fake.files.lock().unwrap().push(dir.path().join("0"));
+        let mut request = request(dir.path(), &["0"]);
+        request.store = Some(dir.path().join("jobs.redb"));
+        let outcome = drive(&fake, &request, &AtomicBool::new(false));
+        assert_eq!(outcome.failure, None);
+        assert_eq!(outcome.state, Some(JobState::Acknowledged));
+        let calls = fake.calls();
+        assert!(
+            !calls.iter().any(|c| c == "create_job" || c == "add_file"),
+            "{calls:?}"
+        );
+        assert!(calls.iter().any(|c| c == "resume"), "{calls:?}");
+    }
+
+    #[test]
+    fn with_a_store_a_job_writing_the_same_files_from_other_urls_is_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::new(Ending::Transferred {
+            size: 5,
+            write: true,
+        });
+        // Stored: `http://h/0` → `dir/x`; asked for: `http://h/x` → `dir/x`.
+        fake.files.lock().unwrap().push(dir.path().join("x"));
+        let mut request = request(dir.path(), &["x"]);
+        request.store = Some(dir.path().join("jobs.redb"));
+        let _ = drive(&fake, &request, &AtomicBool::new(false));
+        let calls = fake.calls();
+        let cancelled = calls.iter().position(|c| c == "cancel");
+        let created = calls.iter().position(|c| c == "create_job");
+        assert!(
+            cancelled.is_some() && created.is_some() && cancelled < created,
+            "the old job is cancelled, then a new one created: {calls:?}"
+        );
     }
 
     #[test]

@@ -882,7 +882,11 @@ fn stopped_transfer_resumes_from_its_checkpoint(runtime: &str, stop: Stop) {
         std::fs::read(&dest).unwrap() == body,
         "the resumed file differs"
     );
-    assert_eq!(entries(dir.path()), [dest.clone()], "a temp file was left");
+    assert_eq!(
+        entries(dir.path()),
+        std::slice::from_ref(&dest),
+        "a temp file was left"
+    );
     let requests = server.requests_to("GET", "/big.bin");
     let resumed_at = requests
         .last()
