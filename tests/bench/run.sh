@@ -21,7 +21,9 @@
 #                             run with at least 3 runs
 #   BENCH_RESTART=0           1: also measure the bytes re-fetched after a kill -9 at half the
 #                             file (per driver). BENCH_RESTART_ARGS: extra `backhaul transfer`
-#                             arguments for it (e.g. a persistent store once the CLI has one);
+#                             arguments for it (default: `--store <a file of its own>`, so the
+#                             same command resumes the killed job; set it to " " to measure a
+#                             transfer without a store, which starts over);
 #                             BENCH_RESUME_CMD: the command run after the kill (default: the
 #                             same transfer again); it sees $URL and $DEST.
 #   BACKHAUL_BIN              use this binary instead of building one
@@ -148,7 +150,7 @@ restart_once() {
   rm -f "$dest" "$OUT"/.restart*
 }
 if [ "${BENCH_RESTART:-0}" = 1 ]; then
-  BENCH_RESTART_ARGS=${BENCH_RESTART_ARGS:-}
+  BENCH_RESTART_ARGS=${BENCH_RESTART_ARGS:---store $D/restart-jobs.redb}
   for runtime in tokio blocking; do restart_once "$runtime"; done
 fi
 
