@@ -8,7 +8,7 @@
 //! each transaction committed and synced, as the drivers persist.
 //!
 //! `cargo bench -p backhaul-tests --bench jobs_persist` (BENCH_JOBS to change the count,
-//! BENCH_CREATORS the creators of the concurrent runs).
+//! BENCH_CREATORS the creators of the concurrent runs, BENCH_STORE=memory for no disk store).
 
 mod common;
 
@@ -16,13 +16,17 @@ use std::path::Path;
 use std::time::Instant;
 
 use backhaul_core::{Action, Config, Engine, JobType, Output, Owner, Timestamp};
-use backhaul_store::{JobStore, RedbStore};
+use backhaul_store::{JobStore, MemoryStore, RedbStore};
 
 use common::{env_usize, peak_rss_mib};
 
 /// The store every measurement here persists to: a `RedbStore` in `dir` (empty, removed
-/// afterwards).
+/// afterwards); with `BENCH_STORE=memory`, a `MemoryStore` (records encoded as on disk, kept in
+/// memory), to tell the engine's and the drivers' cost from the store's.
 fn store_under_test(dir: &Path) -> Box<dyn JobStore> {
+    if std::env::var("BENCH_STORE").is_ok_and(|s| s == "memory") {
+        return Box::new(MemoryStore::default());
+    }
     std::fs::create_dir_all(dir).expect("create the store directory");
     Box::new(RedbStore::open(dir.join("jobs.redb")).expect("open the redb store"))
 }
