@@ -4,6 +4,12 @@
 # the connection (a real resume with Range + If-Range), and Python's http.server (HTTP/1.0, no
 # keep-alive). Installs nginx if it is missing, starts everything in the foreground under a temp
 # dir, stops it on exit. Prints "N passed, N failed" and exits non-zero on any failure.
+#
+# The certificate policy against nginx: one HTTPS server per certificate problem, with the
+# certificates the project's own test PKI (rcgen, `tests/src/pki.rs`) issues, written by the
+# `test_pki_files` bin of the tests crate (built here with cargo, or $BACKHAUL_TEST_PKI_BIN).
+# Each problem is refused with its own code, waived by its own --security-flags name only;
+# revocation is checked against CRLs nginx serves at the leaf's distribution point.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +24,11 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$bin" ] || (cd "$top" && cargo build -q -p backhaul)
+pki_bin=${BACKHAUL_TEST_PKI_BIN:-}
+if [ -z "$pki_bin" ]; then
+  (cd "$top" && cargo build -q -p backhaul-tests --bin test_pki_files)
+  pki_bin=${CARGO_TARGET_DIR:-$top/target}/debug/test_pki_files
+fi
 
 D=$(mktemp -d /tmp/backhaul-interop.XXXXXX)
 nginx_pid=
@@ -53,6 +64,48 @@ chmod 644 "$D/www/big.bin" "$D/www/sub/small.bin" "$D/www/empty.bin" "$D/www/pri
 
 port_http=$((20000 + RANDOM % 20000))
 port_https=$((port_http + 1))
+
+# The certificate-policy servers: a free port each, none of the five above nor a repeat.
+used_ports=" $port_http $((port_http + 1)) $((port_http + 2)) $((port_http + 3)) $((port_http + 4)) "
+policy_port() {
+  local p
+  while :; do
+    p=$(free_port)
+    [[ $used_ports == *" $p "* ]] || break
+  done
+  used_ports+="$p "
+  echo "$p"
+}
+problems=(expired not-yet-valid wrong-host client-auth-only)
+declare -A port_of code_of own_flag_of
+for name in good "${problems[@]}" revoked clean-crl no-crl; do port_of[$name]=$(policy_port); done
+port_dead=$(policy_port) # nobody listens there: the unreachable CRL distribution point
+code_of=([expired]=0x80072F05 [not-yet-valid]=0x80072F05 [wrong-host]=0x80072F06 [client-auth-only]=0x80072F93)
+own_flag_of=([expired]=ignore-date [not-yet-valid]=ignore-date [wrong-host]=ignore-cn [client-auth-only]=ignore-wrong-usage)
+ignore_flags=(ignore-cn ignore-date ignore-unknown-ca ignore-wrong-usage)
+# $D/pki: the six sets; its revoked leaf's CRL (revoking it) is served at /crl/revoked.crl.
+# $D/pki-clean and $D/pki-dead: two more PKIs whose "revoked" leaf is used as a good leaf with
+# a CDP: at /crl/clean.crl (that CA's CRL revoking nothing), and on a port nobody listens on.
+"$pki_bin" "$D/pki" "http://127.0.0.1:$port_http/crl/revoked.crl"
+"$pki_bin" "$D/pki-clean" "http://127.0.0.1:$port_http/crl/clean.crl"
+"$pki_bin" "$D/pki-dead" "http://127.0.0.1:$port_dead/crl/dead.crl"
+chmod -R a+rX "$D/pki" "$D/pki-clean" "$D/pki-dead"
+head -c 4096 /dev/urandom > "$D/www/policy.bin"
+chmod 644 "$D/www/policy.bin"
+policy_servers=
+add_policy_server() { # NAME CERT_DIR
+  policy_servers+="
+  server {
+    listen 127.0.0.1:${port_of[$1]} ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $2/chain.pem;
+    ssl_certificate_key $2/key.pem;
+    root $D/www;
+  }"
+}
+for name in good "${problems[@]}" revoked; do add_policy_server "$name" "$D/pki/$name"; done
+add_policy_server clean-crl "$D/pki-clean/revoked"
+add_policy_server no-crl "$D/pki-dead/revoked"
 cat > "$D/nginx.conf" <<CONF
 worker_processes 1;
 pid $D/nginx.pid;
@@ -74,7 +127,9 @@ http {
     location /moved { return 302 /sub/small.bin; }
     location /private/ { auth_basic "backhaul"; auth_basic_user_file $D/htpasswd; }
     location /gone { return 410; }
-  }
+    location = /crl/revoked.crl { alias $D/pki/revoked/crl.der; }
+    location = /crl/clean.crl { alias $D/pki-clean/revoked/crl-clean.der; }
+  }$policy_servers
 }
 CONF
 "$nginx_bin" -e "$D/logs/error.log" -c "$D/nginx.conf" -g 'daemon off;' &
@@ -106,6 +161,45 @@ pin=$(openssl x509 -in "$D/cert.pem" -outform DER | sha256sum | cut -d' ' -f1)
 
 # A 206 that nginx sent for a conditional range request on big.bin: one line per resume.
 resumes_logged() { grep -cE '^/big.bin 206 [0-9]+ "bytes=[1-9][0-9]*-" "[^-]' "$D/logs/access.log" || true; }
+
+# `url NAME`: policy.bin on the policy server NAME, by host name.
+url() { echo "https://localhost:${port_of[$1]}/policy.bin"; }
+# `refused RT CODE DEST URL ARGS...`: the transfer fails with CODE and writes nothing at DEST.
+refused() {
+  local rt=$1 code=$2 dest=$3 url=$4; shift 4
+  if "$bin" transfer --runtime "$rt" "$@" "$url" "$dest" 2>"$dest.err"; then
+    echo "transferred; expected $code"; return 1
+  fi
+  grep -q "$code" "$dest.err" || { echo "expected $code:"; cat "$dest.err"; return 1; }
+  [ ! -e "$dest" ] || { echo "$dest was written"; return 1; }
+}
+# `refused_naming TEXT RT CODE DEST URL ARGS...`: refused, and the error's message has TEXT.
+refused_naming() {
+  local text=$1; shift
+  refused "$@" && { grep -qF "$text" "$3.err" || { echo "no \"$text\" in:"; cat "$3.err"; return 1; }; }
+}
+# `fetched RT DEST URL ARGS...`: the transfer succeeds and DEST is policy.bin, byte for byte.
+fetched() {
+  local rt=$1 dest=$2 url=$3; shift 3
+  "$bin" transfer -q --runtime "$rt" "$@" "$url" "$dest" && cmp "$D/www/policy.bin" "$dest"
+}
+# `crl_fetches PATH`: how many times nginx has served PATH with a 200.
+crl_fetches() { grep -c "^$1 200 " "$D/logs/access.log" || true; }
+# `refused_after_crl_fetch RT CODE CRL_PATH DEST URL ARGS...`: refused with CODE, and the
+# client fetched the CRL from nginx to decide it.
+refused_after_crl_fetch() {
+  local rt=$1 code=$2 crl=$3 before; shift 3
+  before=$(crl_fetches "$crl")
+  refused "$rt" "$code" "$@" && [ "$(crl_fetches "$crl")" -gt "$before" ] \
+    || { echo "$crl fetched $(crl_fetches "$crl") times, $before before"; return 1; }
+}
+# `fetched_after_crl_fetch RT CRL_PATH DEST URL ARGS...`: fetched, after fetching the CRL.
+fetched_after_crl_fetch() {
+  local rt=$1 crl=$2 before; shift 2
+  before=$(crl_fetches "$crl")
+  fetched "$rt" "$@" && [ "$(crl_fetches "$crl")" -gt "$before" ] \
+    || { echo "$crl fetched $(crl_fetches "$crl") times, $before before"; return 1; }
+}
 
 resumed_against_nginx() {
   local rt=$1 port=$2 dest=$3 before
@@ -150,6 +244,47 @@ for rt in tokio blocking; do
     bash -c "! '$bin' transfer --runtime $rt --ca-file '$D/ca.pem' --pin-sha256 $(printf 'ab%.0s' $(seq 32)) https://localhost:$port_https/sub/small.bin '$out/mispinned' 2>'$out/mispinned.err' && grep -q 0x800B010B '$out/mispinned.err' && grep -q CALLBACK '$out/mispinned.err' && [ ! -e '$out/mispinned' ]"
   check "$rt: --redirect-policy disallow → 0x8007012E on nginx's 302" \
     bash -c "! '$bin' transfer --runtime $rt --redirect-policy disallow http://127.0.0.1:$port_http/moved '$out/disallowed' 2>'$out/disallowed.err' && grep -q 0x8007012E '$out/disallowed.err'"
+
+  # The certificate policy, against nginx presenting the test PKI's certificates.
+  pol="$out/policy"; mkdir -p "$pol"
+  for p in "${problems[@]}"; do
+    code=${code_of[$p]} own=${own_flag_of[$p]} ca="$D/pki/$p/ca.pem"
+    check "$rt: $p: refused with $code by default, nothing written" \
+      refused "$rt" "$code" "$pol/$p.none" "$(url "$p")" --ca-file "$ca"
+    check "$rt: $p: --security-flags $own passes, identical" \
+      fetched "$rt" "$pol/$p.own" "$(url "$p")" --ca-file "$ca" --security-flags "$own"
+    for flag in "${ignore_flags[@]}"; do
+      [ "$flag" = "$own" ] && continue
+      check "$rt: $p: --security-flags $flag still refused with $code" \
+        refused "$rt" "$code" "$pol/$p.$flag" "$(url "$p")" --ca-file "$ca" --security-flags "$flag"
+    done
+  done
+  check "$rt: good certificate with --ca-file passes, identical" \
+    fetched "$rt" "$pol/good" "$(url good)" --ca-file "$D/pki/good/ca.pem"
+  check "$rt: unknown CA (no --ca-file): refused with 0x80072F0D, nothing written" \
+    refused "$rt" 0x80072F0D "$pol/unknown.none" "$(url good)"
+  check "$rt: unknown CA: --security-flags ignore-unknown-ca passes, identical" \
+    fetched "$rt" "$pol/unknown.own" "$(url good)" --security-flags ignore-unknown-ca
+  for flag in ignore-cn ignore-date ignore-wrong-usage; do
+    check "$rt: unknown CA: --security-flags $flag still refused with 0x80072F0D" \
+      refused "$rt" 0x80072F0D "$pol/unknown.$flag" "$(url good)" --security-flags "$flag"
+  done
+  revoked_ca="$D/pki/revoked/ca.pem"
+  check "$rt: revoked leaf without crl passes, identical" \
+    fetched "$rt" "$pol/revoked.none" "$(url revoked)" --ca-file "$revoked_ca"
+  check "$rt: revoked leaf with crl: CRL fetched from nginx, refused with 0x80072F8A" \
+    refused_after_crl_fetch "$rt" 0x80072F8A /crl/revoked.crl "$pol/revoked.crl" "$(url revoked)" \
+      --ca-file "$revoked_ca" --security-flags crl
+  check "$rt: revoked leaf with crl and every ignore flag: still 0x80072F8A" \
+    refused "$rt" 0x80072F8A "$pol/revoked.all" "$(url revoked)" --ca-file "$revoked_ca" \
+      --security-flags "crl,$(IFS=,; echo "${ignore_flags[*]}")"
+  check "$rt: good leaf with crl, its CDP serving a CRL that revokes nothing: passes, identical" \
+    fetched_after_crl_fetch "$rt" /crl/clean.crl "$pol/clean" "$(url clean-crl)" \
+      --ca-file "$D/pki-clean/revoked/ca.pem" --security-flags crl
+  check "$rt: crl with the CDP unreachable: refused with 0x80072F19 naming the CDP, nothing written" \
+    refused_naming "http://127.0.0.1:$port_dead/crl/dead.crl: unreachable" \
+      "$rt" 0x80072F19 "$pol/unreachable" "$(url no-crl)" \
+      --ca-file "$D/pki-dead/revoked/ca.pem" --security-flags crl
   check "$rt: no temp file left behind" \
     bash -c "[ -z \"\$(find '$out' -name '.*.backhaul')\" ]"
 done

@@ -4,6 +4,8 @@
 //! issues one whose validity lies entirely in the past (the CA itself is valid in both).
 //! [`TestPki::server_config`] is what [`TestServer::start_tls`](crate::TestServer::start_tls)
 //! serves; clients trust [`TestPki::ca_der`] (or the file [`TestPki::write_ca_pem`] writes).
+//! [`TestPki::write_server_files`] writes the PEM files a real server (nginx) takes, for the
+//! interop suite (`src/bin/test_pki_files.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,6 +106,33 @@ impl TestPki {
     /// The leaf certificate, DER-encoded.
     pub fn leaf_der(&self) -> CertificateDer<'static> {
         self.leaf_der.clone()
+    }
+
+    /// The leaf certificate, PEM-encoded.
+    pub fn leaf_pem(&self) -> String {
+        pem_block("CERTIFICATE", &self.leaf_der)
+    }
+
+    /// The leaf then the CA, PEM-encoded: the chain a server presents (what nginx's
+    /// `ssl_certificate` takes).
+    pub fn chain_pem(&self) -> String {
+        format!("{}{}", self.leaf_pem(), self.ca_pem)
+    }
+
+    /// The leaf's private key, PKCS#8 in PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub fn key_pem(&self) -> String {
+        pem_block("PRIVATE KEY", &self.leaf_key_pkcs8)
+    }
+
+    /// Writes what a real HTTPS server needs into `dir` (created if missing): `ca.pem` (the
+    /// CA, for the client's trust), `chain.pem` ([`TestPki::chain_pem`]) and `key.pem`
+    /// ([`TestPki::key_pem`]). The key is readable by anyone: nginx's workers read it as
+    /// another user, and it protects nothing but a test.
+    pub fn write_server_files(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("ca.pem"), &self.ca_pem)?;
+        std::fs::write(dir.join("chain.pem"), self.chain_pem())?;
+        std::fs::write(dir.join("key.pem"), self.key_pem())
     }
 
     /// Writes the CA certificate as `test-ca.pem` into `dir` and returns its path.
@@ -239,6 +268,19 @@ impl Default for TestPki {
     }
 }
 
+/// `der` as one PEM block with `label`, base64 in lines of 64 characters.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
 /// Whole days since 1970-01-01 (UTC), now.
 fn days_since_epoch_now() -> i64 {
     let secs = SystemTime::now()
@@ -298,6 +340,41 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(path).expect("read back"),
             pki.ca_pem()
+        );
+    }
+
+    #[test]
+    fn server_files_are_the_leaf_then_the_ca_and_the_leafs_key() {
+        let pki = TestPki::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        pki.write_server_files(dir.path()).expect("write");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
+        assert_eq!(read("ca.pem"), pki.ca_pem());
+        let chain = read("chain.pem");
+        assert!(chain.starts_with(&pki.leaf_pem()), "{chain}");
+        assert!(chain.ends_with(&pki.ca_pem()), "{chain}");
+        assert_eq!(chain.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+        let key = read("key.pem");
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{key}");
+        assert!(key.lines().all(|line| line.len() <= 64), "{key}");
+        // The PEM decodes back to the same bytes, and rcgen reads the key.
+        let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("base64");
+        assert_eq!(der, pki.leaf_key_pkcs8);
+        rcgen::KeyPair::from_pem(&key).expect("rcgen reads the key back");
+        let leaf: String = pki
+            .leaf_pem()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(leaf)
+                .expect("base64"),
+            pki.leaf_der().as_ref()
         );
     }
 }
