@@ -7,9 +7,9 @@
 # leg on the same connection, for absolute-form requests and for the CONNECT re-sent with each
 # leg, then TLS to the origin inside the tunnel — on both runtimes with the real CLI; and that
 # no proxy credentials end in 0x80190197. What it does not: ntlm_fake_auth accepts ANY
-# password (a check below shows it), so the password itself is checked only in the simulation
-# (tests/tests/sim_proxy_ntlm.rs, an sspi acceptor). Prints "N passed, N failed" and exits
-# non-zero on any failure.
+# password (a check below shows it); the password is checked by apache_proxy_ntlm.sh
+# (gss-ntlmssp) and the simulation (tests/tests/sim_proxy_ntlm.rs, an sspi acceptor). Prints
+# "N passed, N failed" and exits non-zero on any failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
