@@ -157,6 +157,8 @@ struct ProxyGate {
     peer: NtlmPeer,
     /// This many more 407s end with `Connection: close` and the connection closed.
     closes: u32,
+    /// The 407s carry no Content-Length: their bodies end when the proxy closes.
+    unframed: bool,
 }
 
 /// A file of the in-memory file system.
@@ -387,8 +389,21 @@ impl Sim {
         closes: u32,
     ) {
         let peer = NtlmPeer::new(user.0, user.1, password);
-        let gate = ProxyGate { peer, closes };
+        let gate = ProxyGate {
+            peer,
+            closes,
+            unframed: false,
+        };
         self.proxy_gates.insert((host.to_string(), port), gate);
+    }
+
+    /// Makes the NTLM gate of the proxy at `host:port` answer 407s without Content-Length:
+    /// each body runs until the proxy closes the connection, which it then does.
+    pub fn proxy_ntlm_unframed(&mut self, host: &str, port: u16) {
+        let gate = self.proxy_gates.get_mut(&(host.to_string(), port));
+        let gate = gate.expect("a proxy set up with proxy_ntlm");
+        gate.unframed = true;
+        gate.closes = u32::MAX;
     }
 
     /// The NTLM acceptor of a proxy set up with [`Sim::proxy_ntlm`].
@@ -1203,7 +1218,17 @@ impl Sim {
                     gate.closes -= 1;
                     extra.push(("Connection".to_string(), "close".to_string()));
                 }
-                let data = Bytes::from(status_response(407, &extra));
+                let mut response = status_response(407, &extra);
+                if gate.unframed {
+                    let text = String::from_utf8(response).expect("an ASCII head");
+                    response = text
+                        .lines()
+                        .filter(|l| !l.starts_with("Content-Length"))
+                        .collect::<Vec<_>>()
+                        .join("\r\n")
+                        .into_bytes();
+                }
+                let data = Bytes::from(response);
                 self.later(Input::Received { now, conn, data });
                 if close {
                     self.later(Input::Closed { now, conn });

@@ -216,6 +216,29 @@ fn a_proxy_closing_after_every_challenge_is_error_407_not_a_loop() {
 }
 
 #[test]
+fn a_challenge_whose_body_runs_until_the_proxy_closes_is_read_then_the_handshake_restarts() {
+    // Without Content-Length the 407's end is the close: that is a challenge read in full on a
+    // connection that cannot carry the answer, not a connection lost while connecting.
+    for (seed, url) in (16..).zip(URLS) {
+        let mut sim = world(seed, 0);
+        sim.proxy_ntlm_unframed("proxy.test", 3128);
+        let job = job_through(&mut sim, url, "/dl/f", &[dave("proxy pw")]);
+        sim.drive_to_state(job, JobState::Error);
+        let (code, why) = error_of(&sim, job);
+        assert_eq!(code, BG_E_HTTP_ERROR_407, "{url}: {why}");
+        assert!(
+            why.contains("the proxy closed every connection"),
+            "{url}: {why}"
+        );
+        let legs = to_proxy(&sim);
+        let type1s = legs
+            .iter()
+            .filter(|r| r.header("proxy-authorization").is_some());
+        assert!(type1s.count() > 1, "{url}: started over on new connections");
+    }
+}
+
+#[test]
 fn ntlm_to_the_origin_behind_an_ntlm_proxy_completes_both_exchanges() {
     for (seed, url) in (12..).zip(URLS) {
         let mut sim = world(seed, 0);

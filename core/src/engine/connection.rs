@@ -426,6 +426,9 @@ impl Engine {
         match c.user {
             ConnUser::Idle => self.drop_conn(conn),
             ConnUser::Connecting(id) => {
+                if self.connect_closed(id, conn) {
+                    return;
+                }
                 let error =
                     IoFailure::new(IoFailureKind::ConnectionReset, "closed while connecting");
                 self.drop_conn(conn);

@@ -215,6 +215,37 @@ impl Engine {
         self.open_tunnel(id, conn);
     }
 
+    /// The proxy closed the connection while answering a CONNECT. A 407 carrying an NTLM /
+    /// Negotiate challenge whose body runs until the close ends there, and the exchange starts
+    /// over on a new connection (true). Anything else is the caller's to report (false).
+    pub(super) fn connect_closed(&mut self, id: JobId, conn: ConnId) -> bool {
+        let draining = self
+            .fetch_mut(id)
+            .is_some_and(|f| f.phase == Phase::AuthDrain);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if !draining || !matches!(c.tunnel, Some(TunnelPhase::Connect)) {
+            return false;
+        }
+        let mut next = c.parser.handle_eof();
+        loop {
+            match next {
+                Ok(Some(ResponseEvent::End { .. })) => {
+                    self.connect_drained(id, conn, false);
+                    return true;
+                }
+                // The challenge's body: never written anywhere.
+                Ok(Some(ResponseEvent::Body(_))) => {}
+                _ => return false,
+            }
+            next = match self.conns.get_mut(&conn) {
+                Some(c) => c.parser.poll_event(),
+                None => return false,
+            };
+        }
+    }
+
     /// What a SOCKS5 handshake step means for the connection.
     fn socks_step(&mut self, id: JobId, conn: ConnId, step: Result<Step, Socks5Error>) {
         match step {
