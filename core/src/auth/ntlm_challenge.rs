@@ -149,6 +149,27 @@ mod tests {
         assert_eq!(field(&fixed, 12), Some(&[][..]));
     }
 
+    proptest::proptest! {
+        /// Whatever a server sends after the challenge's fixed part, the result never panics
+        /// and is a challenge sspi can read, with the server's flags (less Version) and
+        /// challenge.
+        #[test]
+        fn any_challenge_comes_out_readable(
+            fixed in proptest::collection::vec(proptest::num::u8::ANY, 20),
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+        ) {
+            let mut message = SIGNATURE.to_vec();
+            message.extend_from_slice(&CHALLENGE.to_le_bytes());
+            message.extend_from_slice(&fixed);
+            message.extend_from_slice(&rest);
+            let fixed_up = readable_challenge(message.clone());
+            proptest::prop_assert!(is_readable(&fixed_up));
+            proptest::prop_assert_eq!(&fixed_up[24..32], &message[24..32]);
+            let flags = u32_at(&message, 20).unwrap() & !NEGOTIATE_VERSION;
+            proptest::prop_assert_eq!(u32_at(&fixed_up, 20).unwrap() & !NEGOTIATE_VERSION, flags);
+        }
+    }
+
     #[test]
     fn what_is_not_a_challenge_is_left_for_sspi_to_refuse() {
         for junk in [vec![], b"NTLMSSP\0\x01\0\0\0".to_vec(), vec![0xff; 64]] {
