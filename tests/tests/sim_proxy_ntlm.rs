@@ -289,6 +289,25 @@ fn a_job_without_proxy_credentials_never_rides_another_jobs_logged_in_connection
     }
 }
 
+#[test]
+fn another_job_with_the_same_proxy_credentials_logs_in_on_its_own_connection() {
+    for (seed, url) in (18..).zip(URLS) {
+        let mut sim = world(seed, 0);
+        let first = job_through(&mut sim, url, "/dl/a", &[dave("proxy pw")]);
+        sim.drive_to_state(first, JobState::Transferred);
+        let logged_in = to_proxy(&sim)[2].conn;
+        let before = sim.requests.len();
+        let second = job_through(&mut sim, url, "/dl/b", &[dave("proxy pw")]);
+        sim.drive_to_state(second, JobState::Transferred);
+        assert_delivered(&mut sim, second, "/dl/b");
+        let peer = sim.proxy_ntlm_peer("proxy.test", 3128).unwrap();
+        assert_eq!(peer.authenticated().len(), 2, "{url}: a second login");
+        for r in &sim.requests[before..] {
+            assert_ne!(r.conn, logged_in, "{url}: {r:?} rode the first job's login");
+        }
+    }
+}
+
 /// The gate itself: a Type 3 is accepted only on the connection that carried its Type 1.
 #[test]
 fn the_proxy_gate_refuses_a_type3_on_another_connection_than_its_type1() {
