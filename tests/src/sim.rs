@@ -141,7 +141,7 @@ struct SimConn {
 }
 
 /// A simulated HTTP proxy: CONNECT tunnels and absolute-form requests, optionally behind
-/// Basic proxy authentication.
+/// Basic proxy authentication or an NTLM gate ([`ProxyGate`]).
 #[derive(Clone, Debug, Default)]
 struct SimProxy {
     /// The `Proxy-Authorization` value required, if any.
@@ -149,6 +149,16 @@ struct SimProxy {
     /// A SOCKS5 proxy (RFC 1928) instead of an HTTP one, requiring this user and password
     /// (RFC 1929) when set.
     socks: Option<Option<(String, String)>>,
+}
+
+/// An HTTP proxy's NTLM gate: a password-checking acceptor, one exchange per connection.
+#[derive(Debug)]
+struct ProxyGate {
+    peer: NtlmPeer,
+    /// This many more 407s end with `Connection: close` and the connection closed.
+    closes: u32,
+    /// The 407s carry no Content-Length: their bodies end when the proxy closes.
+    unframed: bool,
 }
 
 /// A file of the in-memory file system.
@@ -284,6 +294,8 @@ pub struct Sim {
     /// NTLM-protected servers: (host, port) → the acceptor and the paths it protects.
     ntlm: BTreeMap<(String, u16), (NtlmPeer, Vec<String>)>,
     proxies: BTreeMap<(String, u16), SimProxy>,
+    /// NTLM gates of HTTP proxies, by the proxy's (host, port).
+    proxy_gates: BTreeMap<(String, u16), ProxyGate>,
     conns: BTreeMap<ConnId, SimConn>,
     open_files: BTreeMap<(JobId, FileIndex), PathBuf>,
     pending: Vec<(Timestamp, u64, Input)>,
@@ -334,6 +346,7 @@ impl Sim {
             servers: BTreeMap::new(),
             ntlm: BTreeMap::new(),
             proxies: BTreeMap::new(),
+            proxy_gates: BTreeMap::new(),
             conns: BTreeMap::new(),
             open_files: BTreeMap::new(),
             pending: Vec::new(),
@@ -360,6 +373,44 @@ impl Sim {
             socks: Some(auth.map(|(u, p)| (u.to_string(), p.to_string()))),
         };
         self.proxies.insert((host.to_string(), port), proxy);
+    }
+
+    /// Puts the HTTP proxy at `host:port` (see [`Sim::proxy`]) behind NTLM: `domain\\user` with
+    /// `password`, checked by a real acceptor on the `Proxy-Authorization` of CONNECTs and
+    /// absolute-form requests. One exchange per connection: a Type 3 on another connection
+    /// than its Type 1 is refused, as real proxies do. Its first `closes` 407s end with
+    /// `Connection: close` and the connection closed (the rest keep it alive).
+    pub fn proxy_ntlm(
+        &mut self,
+        host: &str,
+        port: u16,
+        user: (&str, &str),
+        password: &str,
+        closes: u32,
+    ) {
+        let peer = NtlmPeer::new(user.0, user.1, password);
+        let gate = ProxyGate {
+            peer,
+            closes,
+            unframed: false,
+        };
+        self.proxy_gates.insert((host.to_string(), port), gate);
+    }
+
+    /// Makes the NTLM gate of the proxy at `host:port` answer 407s without Content-Length:
+    /// each body runs until the proxy closes the connection, which it then does.
+    pub fn proxy_ntlm_unframed(&mut self, host: &str, port: u16) {
+        let gate = self.proxy_gates.get_mut(&(host.to_string(), port));
+        let gate = gate.expect("a proxy set up with proxy_ntlm");
+        gate.unframed = true;
+        gate.closes = u32::MAX;
+    }
+
+    /// The NTLM acceptor of a proxy set up with [`Sim::proxy_ntlm`].
+    pub fn proxy_ntlm_peer(&self, host: &str, port: u16) -> Option<&NtlmPeer> {
+        self.proxy_gates
+            .get(&(host.to_string(), port))
+            .map(|gate| &gate.peer)
     }
 
     /// Puts `http(s)://host:port/path` behind NTLM: `domain\\user` with `password`, checked by
@@ -1010,7 +1061,7 @@ impl Sim {
         self.requests.push(seen.clone());
         let mut path = path;
         if let Some(proxy) = proxy {
-            match self.proxy_answer(conn, &proxy, req.method, &seen) {
+            match self.proxy_answer(conn, &key, &proxy, req.method, &seen) {
                 ProxyAnswer::Done => return,
                 // Absolute form: the origin's answer, relayed.
                 ProxyAnswer::Forward(origin, origin_path) => (key, path) = (origin, origin_path),
@@ -1151,11 +1202,40 @@ impl Sim {
     fn proxy_answer(
         &mut self,
         conn: ConnId,
+        key: &(String, u16),
         proxy: &SimProxy,
         method: Option<&str>,
         seen: &SeenRequest,
     ) -> ProxyAnswer {
         let now = self.now;
+        if let Some(gate) = self.proxy_gates.get_mut(key) {
+            let verdict = gate.peer.judge(conn, seen.header("proxy-authorization"));
+            if let Verdict::Challenge(token) = verdict {
+                let value = token.map_or("NTLM".to_string(), |t| format!("NTLM {t}"));
+                let mut extra = vec![("Proxy-Authenticate".to_string(), value)];
+                let close = gate.closes > 0;
+                if close {
+                    gate.closes -= 1;
+                    extra.push(("Connection".to_string(), "close".to_string()));
+                }
+                let mut response = status_response(407, &extra);
+                if gate.unframed {
+                    let text = String::from_utf8(response).expect("an ASCII head");
+                    response = text
+                        .lines()
+                        .filter(|l| !l.starts_with("Content-Length"))
+                        .collect::<Vec<_>>()
+                        .join("\r\n")
+                        .into_bytes();
+                }
+                let data = Bytes::from(response);
+                self.later(Input::Received { now, conn, data });
+                if close {
+                    self.later(Input::Closed { now, conn });
+                }
+                return ProxyAnswer::Done;
+            }
+        }
         if let Some(required) = &proxy.requires {
             if seen.header("proxy-authorization") != Some(required.as_str()) {
                 let extra = vec![(

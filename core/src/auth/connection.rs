@@ -29,6 +29,7 @@ use sspi::{
 
 use sspi::ntlm::NtlmConfig;
 
+use super::ntlm_challenge::readable_challenge;
 use super::{AuthScheme, Credentials, Secret};
 
 /// The computer name SPNEGO's NTLM announces (MS-NLMP leaves it optional; the server only logs
@@ -214,6 +215,11 @@ impl ConnectionContext {
                         why: format!("not base64 ({e})"),
                     })?,
             ),
+        };
+        // A raw NTLM challenge sspi cannot parse as sent (ntlm_challenge.rs says which).
+        let input = match scheme {
+            AuthScheme::Ntlm => input.map(readable_challenge),
+            _ => input,
         };
         let (status, token) = match &mut self.inner {
             Inner::Ntlm { ctx, handle } => initialize(&mut **ctx, handle, input),

@@ -18,6 +18,7 @@ mod connection;
 mod credentials;
 mod digest;
 mod kind;
+mod ntlm_challenge;
 mod secret;
 mod select;
 

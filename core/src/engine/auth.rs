@@ -267,6 +267,9 @@ impl Engine {
         match running.ctx.step(Some(token)) {
             Ok(Step::Send(answer)) => {
                 running.pending = Some(answer);
+                if target == AuthTarget::Proxy {
+                    self.restart_undelivered_server_leg(conn);
+                }
                 if let Some(fetch) = self.fetch_mut(id) {
                     fetch.phase = Phase::AuthDrain;
                     fetch.auth_rounds += 1;
@@ -284,6 +287,23 @@ impl Engine {
         }
     }
 
+    /// A proxy's challenge stopped a request before it reached the origin: a server exchange
+    /// whose first token rode that request starts over with the next one (absolute form, when
+    /// both the proxy and the origin are answered with NTLM or Negotiate).
+    fn restart_undelivered_server_leg(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let undelivered = c
+            .auth
+            .server
+            .as_ref()
+            .is_some_and(|a| a.pending.is_none() && !a.ctx.is_complete());
+        if undelivered {
+            c.auth.server = None;
+        }
+    }
+
     /// The challenge's body has been read: the exchange's next leg goes out on the same
     /// connection, or — when the server will not keep it — starts over on a fresh one.
     pub(super) fn auth_drained(&mut self, id: JobId, conn: ConnId, reusable: bool) {
@@ -291,6 +311,16 @@ impl Engine {
         if keeps {
             return self.send_request(id, conn);
         }
+        // Whose exchange was cut short: the proxy's when its answer is the one waiting.
+        let proxy_leg = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.auth.proxy.as_ref().is_some_and(|a| a.pending.is_some()));
+        let (who, status) = if proxy_leg {
+            ("proxy", 407)
+        } else {
+            ("server", 401)
+        };
         self.drop_conn(conn);
         let rounds = match self.fetch_mut(id) {
             Some(fetch) => {
@@ -300,10 +330,11 @@ impl Engine {
             None => return,
         };
         if rounds > MAX_AUTH_ROUNDS {
-            let why = "the server closed every connection in the middle of NTLM/Negotiate \
-                       authentication (it must keep the connection alive)"
-                .to_string();
-            let error = remote_error(HResult::from_http_status(401), why);
+            let why = format!(
+                "the {who} closed every connection in the middle of NTLM/Negotiate \
+                 authentication (it must keep the connection alive)"
+            );
+            let error = remote_error(HResult::from_http_status(status), why);
             return self.fail(id, error, Severity::Fatal, None);
         }
         self.connect_or_reuse(id);

@@ -18,7 +18,7 @@ use crate::proxy::{self, Route};
 use crate::time::Timestamp;
 use crate::tls;
 
-use super::auth::{origin_key, proxy_key, AuthBinding, ConnAnswer, ConnAuths};
+use super::auth::{origin_key, AuthBinding, ConnAnswer, ConnAuths};
 use super::proxy::{needs_tunnel, TunnelPhase};
 use super::transfer::{remote_error, Phase};
 use super::{ranged, Engine};
@@ -259,20 +259,13 @@ impl Engine {
         let proxy_authorization = match &forward_proxy {
             None => None,
             Some(proxy) => {
-                let party = proxy_key(proxy);
-                match self.connection_authorization(id, conn, &party, AuthTarget::Proxy) {
-                    ConnAnswer::Header(scheme, value) => Some((scheme, value)),
-                    ConnAnswer::Authenticated => None,
-                    ConnAnswer::Failed(error) => {
-                        return self.fail(id, error, Severity::Fatal, None)
-                    }
-                    ConnAnswer::NotConnectionBound => {
-                        let target = self
-                            .fetch_mut(id)
-                            .map(|f| absolute_target(&f.url))
-                            .unwrap_or_default();
-                        self.authorization_for(id, &party, AuthTarget::Proxy, "GET", &target)
-                    }
+                let target = self
+                    .fetch_mut(id)
+                    .map(|f| absolute_target(&f.url))
+                    .unwrap_or_default();
+                match self.proxy_authorization(id, conn, proxy, "GET", &target) {
+                    Ok(answer) => answer,
+                    Err(error) => return self.fail(id, error, Severity::Fatal, None),
                 }
             }
         };
@@ -433,6 +426,9 @@ impl Engine {
         match c.user {
             ConnUser::Idle => self.drop_conn(conn),
             ConnUser::Connecting(id) => {
+                if self.connect_closed(id, conn) {
+                    return;
+                }
                 let error =
                     IoFailure::new(IoFailureKind::ConnectionReset, "closed while connecting");
                 self.drop_conn(conn);

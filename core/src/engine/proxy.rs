@@ -7,11 +7,16 @@
 //! SOCKS5, then — for https — `Action::StartTls` and the usual certificate checks on
 //! `Input::TlsStarted`, before the first request byte. Proxy credentials go only on the
 //! CONNECT or on absolute-form requests to the proxy, never through a tunnel.
+//!
+//! A proxy answered with NTLM or Negotiate authenticates the connection, so its exchange rides
+//! one connection: the CONNECT carries the first token, the 407 carrying the proxy's challenge
+//! is read to its end (`Phase::AuthDrain`, as for a 401), and the CONNECT goes out again on
+//! the same connection with the answer. Only the proxy's 2xx opens the tunnel.
 
 use bytes::{Bytes, BytesMut};
 use rustls_pki_types::CertificateDer;
 
-use crate::auth::AuthTarget;
+use crate::auth::{AuthScheme, AuthTarget, Secret};
 use crate::codes::{self, HResult};
 use crate::error::{ErrorContext, JobError, Severity};
 use crate::http::{Method, Request, ResponseEvent};
@@ -20,10 +25,10 @@ use crate::output::Action;
 use crate::proxy::socks5::{Socks5Error, Socks5Handshake, Step};
 use crate::proxy::{ProxyEndpoint, ProxyKind, Route};
 
-use super::auth::proxy_key;
+use super::auth::{proxy_key, ConnAnswer};
 use super::connection::{ConnUser, Origin};
 use super::response::is_transient_status;
-use super::transfer::remote_error;
+use super::transfer::{remote_error, Phase};
 use super::Engine;
 
 /// Where a tunnel through a proxy stands.
@@ -61,12 +66,9 @@ impl Engine {
         };
         let deadline = self.now.saturating_add(self.config.receive_timeout);
         let (phase, bytes) = match proxy.kind {
-            ProxyKind::Http => match self.connect_request(id, &proxy, &origin) {
+            ProxyKind::Http => match self.connect_request(id, conn, &proxy, &origin) {
                 Ok(bytes) => (TunnelPhase::Connect, bytes),
-                Err(why) => {
-                    let error = remote_error(codes::BG_E_INVALID_PROXY_INFO, why);
-                    return self.fail(id, error, Severity::Fatal, None);
-                }
+                Err(error) => return self.fail(id, error, Severity::Fatal, None),
             },
             ProxyKind::Socks5 => {
                 let auth = proxy.auth.as_ref().map(|a| (a.user.as_str(), &a.password));
@@ -91,21 +93,17 @@ impl Engine {
         self.push_action(Action::Send { conn, data: bytes });
     }
 
-    /// `CONNECT host:port`, with `Proxy-Authorization` when the proxy was answered before.
+    /// `CONNECT host:port`, with `Proxy-Authorization` when the proxy was answered before (on
+    /// this connection, for NTLM and Negotiate: the exchange's next leg).
     fn connect_request(
         &mut self,
         id: JobId,
+        conn: ConnId,
         proxy: &ProxyEndpoint,
         origin: &Origin,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, JobError> {
         let authority = origin.authority();
-        let answer = self.authorization_for(
-            id,
-            &proxy_key(proxy),
-            AuthTarget::Proxy,
-            "CONNECT",
-            &authority,
-        );
+        let answer = self.proxy_authorization(id, conn, proxy, "CONNECT", &authority)?;
         if let Some(fetch) = self.fetch_mut(id) {
             fetch.proxy_auth_sent = answer.as_ref().map(|(scheme, _)| *scheme);
         }
@@ -122,10 +120,34 @@ impl Engine {
             extra_headers: &[],
         };
         let mut buf = BytesMut::with_capacity(256);
-        request
-            .encode(&mut buf)
-            .map_err(|e| format!("cannot ask {proxy} for a tunnel to {authority}: {e}"))?;
+        request.encode(&mut buf).map_err(|e| {
+            let why = format!("cannot ask {proxy} for a tunnel to {authority}: {e}");
+            remote_error(codes::BG_E_INVALID_PROXY_INFO, why)
+        })?;
         Ok(buf.freeze())
+    }
+
+    /// The `Proxy-Authorization` for the next request of job `id` on `conn` to `proxy` (a
+    /// CONNECT, or an absolute-form GET: `method` and `uri` as sent): the next leg of the
+    /// connection's NTLM / Negotiate exchange (nothing once it is authenticated), or a
+    /// per-request Basic / Digest answer when the proxy was answered before.
+    pub(super) fn proxy_authorization(
+        &mut self,
+        id: JobId,
+        conn: ConnId,
+        proxy: &ProxyEndpoint,
+        method: &str,
+        uri: &str,
+    ) -> Result<Option<(AuthScheme, Secret)>, JobError> {
+        let party = proxy_key(proxy);
+        match self.connection_authorization(id, conn, &party, AuthTarget::Proxy) {
+            ConnAnswer::Header(scheme, value) => Ok(Some((scheme, value))),
+            ConnAnswer::Authenticated => Ok(None),
+            ConnAnswer::Failed(error) => Err(error),
+            ConnAnswer::NotConnectionBound => {
+                Ok(self.authorization_for(id, &party, AuthTarget::Proxy, method, uri))
+            }
+        }
     }
 
     /// Bytes from the proxy while the tunnel is being set up.
@@ -136,18 +158,91 @@ impl Engine {
         match c.tunnel.as_mut() {
             Some(TunnelPhase::Connect) => {
                 c.parser.push(data);
-                match c.parser.poll_event() {
-                    Ok(None) => {}
-                    Ok(Some(ResponseEvent::Head(head))) => self.connect_answered(id, conn, &head),
-                    Ok(Some(_)) => self.tunnel_failed(id, conn, "answered CONNECT out of order"),
-                    Err(e) => self.handle_http_error(id, conn, e),
-                }
+                self.connect_events(id, conn);
             }
             Some(TunnelPhase::Socks(handshake)) => {
                 let step = handshake.feed(&data);
                 self.socks_step(id, conn, step);
             }
             _ => self.tunnel_failed(id, conn, "sent bytes while TLS was starting"),
+        }
+    }
+
+    /// Reads the proxy's answers to CONNECT from what is buffered: the head, and — after a
+    /// 407 carrying an NTLM / Negotiate challenge — its body (dropped) to its end. Stops once
+    /// the connection is no longer waiting for a CONNECT answer (tunnel open, or dropped).
+    fn connect_events(&mut self, id: JobId, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.user != ConnUser::Connecting(id) || !matches!(c.tunnel, Some(TunnelPhase::Connect))
+            {
+                return;
+            }
+            let draining = self
+                .jobs
+                .get(&id)
+                .and_then(|j| j.fetch.as_ref())
+                .is_some_and(|f| f.phase == Phase::AuthDrain);
+            match c.parser.poll_event() {
+                Ok(None) => return,
+                Ok(Some(ResponseEvent::Head(head))) => self.connect_answered(id, conn, &head),
+                // The challenge's body: never written anywhere.
+                Ok(Some(ResponseEvent::Body(_))) if draining => {}
+                Ok(Some(ResponseEvent::End { reusable })) if draining => {
+                    self.connect_drained(id, conn, reusable);
+                }
+                Ok(Some(_)) => {
+                    return self.tunnel_failed(id, conn, "answered CONNECT out of order");
+                }
+                Err(e) => return self.handle_http_error(id, conn, e),
+            }
+        }
+    }
+
+    /// The 407 carrying the proxy's challenge has been read: the CONNECT goes out again on the
+    /// same connection with the answer, or — when the proxy will not keep the connection —
+    /// the exchange starts over on a new one (`auth_drained` bounds how often).
+    fn connect_drained(&mut self, id: JobId, conn: ConnId, reusable: bool) {
+        let keeps = reusable && self.conns.get(&conn).is_some_and(|c| c.parser.is_idle());
+        if !keeps {
+            return self.auth_drained(id, conn, false);
+        }
+        if let Some(fetch) = self.fetch_mut(id) {
+            fetch.phase = Phase::Connecting;
+        }
+        self.open_tunnel(id, conn);
+    }
+
+    /// The proxy closed the connection while answering a CONNECT. A 407 carrying an NTLM /
+    /// Negotiate challenge whose body runs until the close ends there, and the exchange starts
+    /// over on a new connection (true). Anything else is the caller's to report (false).
+    pub(super) fn connect_closed(&mut self, id: JobId, conn: ConnId) -> bool {
+        let draining = self
+            .fetch_mut(id)
+            .is_some_and(|f| f.phase == Phase::AuthDrain);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if !draining || !matches!(c.tunnel, Some(TunnelPhase::Connect)) {
+            return false;
+        }
+        let mut next = c.parser.handle_eof();
+        loop {
+            match next {
+                Ok(Some(ResponseEvent::End { .. })) => {
+                    self.connect_drained(id, conn, false);
+                    return true;
+                }
+                // The challenge's body: never written anywhere.
+                Ok(Some(ResponseEvent::Body(_))) => {}
+                _ => return false,
+            }
+            next = match self.conns.get_mut(&conn) {
+                Some(c) => c.parser.poll_event(),
+                None => return false,
+            };
         }
     }
 
