@@ -16,12 +16,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use backhaul_core::auth::AuthTarget;
 use backhaul_core::{
     Action, Config, ConnId, Engine, FileIndex, FileOp, HResult, Input, IoFailure, IoFailureKind,
     JobEvent, JobId, JobRecord, JobState, Output, Owner, Timestamp,
 };
 use bytes::Bytes;
 
+use crate::kerberos_peer::{FakeGss, KerberosPeer};
 use crate::ntlm_peer::{NtlmPeer, Verdict};
 
 /// The time every simulation starts at: 2026-01-01T00:00:00Z.
@@ -265,6 +267,10 @@ pub struct Sim {
     pub program_exits: VecDeque<i32>,
     /// Every CRL URL the engine asked to fetch, in order.
     pub crl_fetches: Vec<String>,
+    /// The GSS-API answering `Action::SecurityToken` (no ticket by default).
+    pub gss: FakeGss,
+    /// Every `Action::SecurityToken`: (job, conn, target, service, input token).
+    pub token_requests: Vec<(JobId, ConnId, AuthTarget, String, Option<Vec<u8>>)>,
     /// CRLs served to `Action::FetchCrl`, by URL (`None`: the fetch never answers). A URL
     /// not here fails as unreachable.
     crls: BTreeMap<String, Option<Vec<u8>>>,
@@ -283,6 +289,8 @@ pub struct Sim {
     servers: BTreeMap<(String, u16), Server>,
     /// NTLM-protected servers: (host, port) → the acceptor and the paths it protects.
     ntlm: BTreeMap<(String, u16), (NtlmPeer, Vec<String>)>,
+    /// Negotiate (Kerberos)-protected servers: (host, port) → the acceptor and its paths.
+    kerberos: BTreeMap<(String, u16), (KerberosPeer, Vec<String>)>,
     proxies: BTreeMap<(String, u16), SimProxy>,
     conns: BTreeMap<ConnId, SimConn>,
     open_files: BTreeMap<(JobId, FileIndex), PathBuf>,
@@ -323,6 +331,8 @@ impl Sim {
             programs: Vec::new(),
             program_exits: VecDeque::new(),
             crl_fetches: Vec::new(),
+            gss: FakeGss::default(),
+            token_requests: Vec::new(),
             crls: BTreeMap::new(),
             chains: BTreeMap::new(),
             trace: Vec::new(),
@@ -333,6 +343,7 @@ impl Sim {
             latency: Duration::from_millis(5),
             servers: BTreeMap::new(),
             ntlm: BTreeMap::new(),
+            kerberos: BTreeMap::new(),
             proxies: BTreeMap::new(),
             conns: BTreeMap::new(),
             open_files: BTreeMap::new(),
@@ -376,6 +387,23 @@ impl Sim {
     /// The NTLM acceptor of a server set up with [`Sim::ntlm`].
     pub fn ntlm_peer(&self, host: &str, port: u16) -> Option<&NtlmPeer> {
         self.ntlm
+            .get(&(host.to_string(), port))
+            .map(|(peer, _)| peer)
+    }
+
+    /// Puts `http(s)://host:port/path` behind Negotiate (Kerberos) with `peer`; the first call
+    /// for a server sets its acceptor.
+    pub fn kerberos(&mut self, host: &str, port: u16, path: &str, peer: KerberosPeer) {
+        let (_, paths) = self
+            .kerberos
+            .entry((host.to_string(), port))
+            .or_insert_with(|| (peer, Vec::new()));
+        paths.push(path.to_string());
+    }
+
+    /// The Negotiate acceptor of a server set up with [`Sim::kerberos`].
+    pub fn kerberos_peer(&self, host: &str, port: u16) -> Option<&KerberosPeer> {
+        self.kerberos
             .get(&(host.to_string(), port))
             .map(|(peer, _)| peer)
     }
@@ -969,6 +997,25 @@ impl Sim {
                 };
                 self.later(Input::CrlFetched { now, url, result });
             }
+            Action::SecurityToken {
+                job,
+                conn,
+                target,
+                service,
+                input,
+            } => {
+                let input = input.map(|b| b.to_vec());
+                let result = self.gss.step(input.as_deref());
+                self.token_requests
+                    .push((job, conn, target, service, input));
+                self.later(Input::SecurityToken {
+                    now,
+                    job,
+                    conn,
+                    target,
+                    result,
+                });
+            }
             other => panic!("the simulation does not know {other:?}"),
         }
     }
@@ -1023,6 +1070,19 @@ impl Sim {
         {
             if let Verdict::Challenge(token) = peer.judge(conn, seen.header("authorization")) {
                 let value = token.map_or("NTLM".to_string(), |t| format!("NTLM {t}"));
+                let extra = vec![("WWW-Authenticate".to_string(), value)];
+                let data = Bytes::from(status_response(401, &extra));
+                self.later(Input::Received { now, conn, data });
+                return;
+            }
+        }
+        if let Some((peer, _)) = self
+            .kerberos
+            .get_mut(&key)
+            .filter(|(_, paths)| paths.contains(&path))
+        {
+            if let Verdict::Challenge(token) = peer.judge(conn, seen.header("authorization")) {
+                let value = token.map_or("Negotiate".to_string(), |t| format!("Negotiate {t}"));
                 let extra = vec![("WWW-Authenticate".to_string(), value)];
                 let data = Bytes::from(status_response(401, &extra));
                 self.later(Input::Received { now, conn, data });

@@ -1,0 +1,175 @@
+//! Negotiate as the logged-on user in the simulation: core asks the driver's GSS-API for each
+//! token (`Action::SecurityToken`, answered by the sim's `FakeGss`) and carries it on the
+//! connection; no ticket, a refused token and a redirect to another origin end in 401.
+
+use std::path::Path;
+
+use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials};
+use backhaul_core::{HResult, JobId, JobState};
+use backhaul_tests::kerberos_peer::KerberosPeer;
+use backhaul_tests::sim::{Reply, Resource, Sim};
+use base64::Engine as _;
+
+const BG_E_HTTP_ERROR_401: HResult = HResult(0x8019_0191);
+
+fn body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+fn b64(token: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(token)
+}
+
+/// A job downloading `http://intranet.test{path}` as the logged-on user (`target`'s implicit
+/// Negotiate credentials), resumed.
+fn implicit_job(sim: &mut Sim, path: &str, target: AuthTarget) -> JobId {
+    let job = sim.create_job("kerberos");
+    sim.command(|e| {
+        let mut j = e.job_mut(job)?;
+        j.add_file(
+            &format!("http://intranet.test{path}"),
+            Path::new(&format!("/dl{path}")),
+        )?;
+        j.set_credentials(Credentials::implicit(target, AuthScheme::Negotiate)?)?;
+        j.resume()
+    })
+    .expect("job starts");
+    job
+}
+
+fn protect(sim: &mut Sim, path: &str, size: usize, peer: KerberosPeer) {
+    sim.serve("intranet.test", 80, path, Resource::new(body(size), "v1"));
+    sim.kerberos("intranet.test", 80, path, peer);
+}
+
+fn error_of(sim: &Sim, job: JobId) -> (HResult, String) {
+    let view = sim.engine.job(job).unwrap();
+    let e = view.error().expect("an error is recorded");
+    (e.code, e.description.clone())
+}
+
+#[test]
+fn a_ticket_from_the_cache_answers_negotiate_and_the_file_arrives() {
+    let mut sim = Sim::new(31);
+    protect(&mut sim, "/a", 40_000, KerberosPeer::accepting(b"ap-req"));
+    sim.gss.ticket = Some(b"ap-req".to_vec());
+    let job = implicit_job(&mut sim, "/a", AuthTarget::Server);
+    sim.drive_to_state(job, JobState::Transferred);
+    sim.command(|e| e.job_mut(job)?.complete()).unwrap();
+    assert!(sim.file("/dl/a").expect("the file exists") == body(40_000));
+    let asked = &sim.token_requests;
+    assert_eq!(asked.len(), 1, "one leg: {asked:?}");
+    assert_eq!(asked[0].0, job);
+    assert_eq!(asked[0].2, AuthTarget::Server);
+    assert_eq!(asked[0].3, "HTTP@intranet.test");
+    assert_eq!(asked[0].4, None, "the first leg has no input token");
+    let r = &sim.requests;
+    assert_eq!(r.len(), 2, "{r:#?}");
+    assert_eq!(r[0].header("authorization"), None);
+    let expected = format!("Negotiate {}", b64(b"ap-req"));
+    assert_eq!(r[1].header("authorization"), Some(expected.as_str()));
+    assert_eq!(asked[0].1, r[1].conn, "the token rides the connection it was made for");
+}
+
+#[test]
+fn implicit_proxy_credentials_also_answer_the_servers_negotiate() {
+    let mut sim = Sim::new(32);
+    protect(&mut sim, "/p", 5_000, KerberosPeer::accepting(b"ap-req"));
+    sim.gss.ticket = Some(b"ap-req".to_vec());
+    let job = implicit_job(&mut sim, "/p", AuthTarget::Proxy);
+    sim.drive_to_state(job, JobState::Transferred);
+    assert_eq!(sim.token_requests.len(), 1);
+    assert_eq!(sim.token_requests[0].3, "HTTP@intranet.test");
+}
+
+#[test]
+fn no_ticket_in_the_cache_fails_the_job_with_401_and_the_kinit_hint() {
+    let mut sim = Sim::new(33);
+    protect(&mut sim, "/k", 100, KerberosPeer::accepting(b"ap-req"));
+    sim.gss.ticket = None;
+    let job = implicit_job(&mut sim, "/k", AuthTarget::Server);
+    sim.drive_to_state(job, JobState::Error);
+    let (code, why) = error_of(&sim, job);
+    assert_eq!(code, BG_E_HTTP_ERROR_401);
+    assert!(why.contains("run kinit"), "{why}");
+    assert!(
+        why.contains("No Kerberos credentials available"),
+        "the library's words are kept: {why}"
+    );
+    assert!(sim.requests.iter().all(|r| r.header("authorization").is_none()));
+    assert_eq!(sim.requests.len(), 1, "nothing is sent without a token");
+    assert!(sim.file("/dl/k").is_none());
+}
+
+#[test]
+fn a_refused_token_fails_the_job_with_401_without_a_loop() {
+    let mut sim = Sim::new(34);
+    protect(&mut sim, "/r", 100, KerberosPeer::accepting(b"the-right-one"));
+    sim.gss.ticket = Some(b"for-another-service".to_vec());
+    let job = implicit_job(&mut sim, "/r", AuthTarget::Server);
+    sim.drive_to_state(job, JobState::Error);
+    let (code, why) = error_of(&sim, job);
+    assert_eq!(code, BG_E_HTTP_ERROR_401);
+    assert!(why.contains("refused"), "{why}");
+    assert_eq!(sim.requests.len(), 2, "one token, then the refusal");
+    assert_eq!(sim.token_requests.len(), 1);
+}
+
+#[test]
+fn a_continuation_leg_runs_on_the_challenged_connection() {
+    let mut sim = Sim::new(35);
+    let peer = KerberosPeer::accepting(b"leg-2").with_challenge(b"leg-1", b"server-leg");
+    protect(&mut sim, "/c", 20_000, peer);
+    sim.gss.ticket = Some(b"leg-1".to_vec());
+    sim.gss
+        .continuations
+        .insert(b"server-leg".to_vec(), b"leg-2".to_vec());
+    let job = implicit_job(&mut sim, "/c", AuthTarget::Server);
+    sim.drive_to_state(job, JobState::Transferred);
+    let asked = &sim.token_requests;
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[1].4.as_deref(), Some(&b"server-leg"[..]));
+    assert_eq!(asked[0].1, asked[1].1, "one context, one connection");
+    let r = &sim.requests;
+    assert_eq!(r.len(), 3, "{r:#?}");
+    assert_eq!(r[1].conn, r[2].conn, "the answer rides the challenged connection");
+    let expected = format!("Negotiate {}", b64(b"leg-2"));
+    assert_eq!(r[2].header("authorization"), Some(expected.as_str()));
+}
+
+#[test]
+fn the_token_never_follows_a_redirect_to_another_origin() {
+    let mut sim = Sim::new(36);
+    protect(&mut sim, "/a", 100, KerberosPeer::accepting(b"ap-req"));
+    sim.script(
+        "intranet.test",
+        80,
+        "/a",
+        vec![Reply::Status(
+            302,
+            vec![("Location".into(), "http://other.test/b".into())],
+        )],
+    );
+    sim.serve("other.test", 80, "/b", Resource::new(body(100), "v1"));
+    sim.kerberos("other.test", 80, "/b", KerberosPeer::accepting(b"ap-req"));
+    sim.gss.ticket = Some(b"ap-req".to_vec());
+    let job = implicit_job(&mut sim, "/a", AuthTarget::Server);
+    sim.drive_to_state(job, JobState::Error);
+    let (code, why) = error_of(&sim, job);
+    assert_eq!(code, BG_E_HTTP_ERROR_401);
+    assert!(why.contains("another origin"), "{why}");
+    assert!(
+        sim.requests.iter().any(|r| r.host == "other.test"),
+        "the redirect was followed"
+    );
+    for r in sim.requests.iter().filter(|r| r.host == "other.test") {
+        assert_eq!(r.header("authorization"), None, "{r:?}");
+    }
+    assert!(
+        sim.token_requests
+            .iter()
+            .all(|t| t.3 == "HTTP@intranet.test"),
+        "no token is made for the other origin: {:?}",
+        sim.token_requests
+    );
+}
