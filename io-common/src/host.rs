@@ -28,6 +28,7 @@ use bytes::Bytes;
 use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
+use crate::gss::{GssContexts, TokenRequest};
 use crate::program::{run_program, RunAs};
 use crate::reload::{open_store, reload, BrokenRecord};
 use crate::tls::{load_crl_files, load_trust_anchors};
@@ -94,6 +95,8 @@ pub struct Host {
     /// Results of file actions, fed once the engine is drained.
     results: VecDeque<Input>,
     deadline: Option<Timestamp>,
+    /// Kerberos client contexts between the legs of their exchanges.
+    gss: GssContexts,
 }
 
 impl Host {
@@ -130,6 +133,7 @@ impl Host {
             waiters: HashMap::new(),
             results: VecDeque::new(),
             deadline: None,
+            gss: GssContexts::new(),
         })
     }
 
@@ -312,6 +316,7 @@ impl Host {
             }
             Action::Close { conn } => {
                 self.live.remove(&conn);
+                self.gss.close(conn);
                 io.close(conn);
                 None
             }
@@ -407,6 +412,23 @@ impl Host {
                     chain,
                     conn,
                 });
+                None
+            }
+            Action::SecurityToken {
+                job,
+                conn,
+                target,
+                service,
+                input,
+            } => {
+                // The GSS-API reads the credential cache and may ask the KDC: off the engine.
+                io.run_off_thread(self.gss.step_work(TokenRequest {
+                    job,
+                    conn,
+                    target,
+                    service,
+                    input,
+                }));
                 None
             }
             Action::RunProgram { job, program, args } => {

@@ -173,3 +173,24 @@ fn the_token_never_follows_a_redirect_to_another_origin() {
         sim.token_requests
     );
 }
+
+#[test]
+fn implicit_ntlm_alone_keeps_its_clear_error_and_asks_no_token() {
+    let mut sim = Sim::new(37);
+    sim.serve("intranet.test", 80, "/n", Resource::new(body(100), "v1"));
+    sim.ntlm("intranet.test", 80, "/n", ("TESTDOM", "gina"), "ntlmpw");
+    sim.gss.ticket = Some(b"ap-req".to_vec());
+    let job = sim.create_job("implicit ntlm");
+    sim.command(|e| {
+        let mut j = e.job_mut(job)?;
+        j.add_file("http://intranet.test/n", Path::new("/dl/n"))?;
+        j.set_credentials(Credentials::implicit(AuthTarget::Server, AuthScheme::Ntlm)?)?;
+        j.resume()
+    })
+    .expect("job starts");
+    sim.drive_to_state(job, JobState::Error);
+    let (code, why) = error_of(&sim, job);
+    assert_eq!(code, BG_E_HTTP_ERROR_401);
+    assert!(why.contains("no password") && why.contains("Negotiate"), "{why}");
+    assert!(sim.token_requests.is_empty(), "NTLM never asks the GSS-API");
+}
