@@ -29,6 +29,8 @@ use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SE
 use crate::clock;
 use crate::OffThread;
 
+mod ccache;
+
 type Key = (JobId, ConnId, AuthTarget);
 
 /// The client contexts between legs. `None`: a step is running on another thread (it holds the
@@ -161,6 +163,10 @@ impl GssContexts {
 /// A SPNEGO client context for `service` (`HTTP@host`) with the default credential cache's
 /// Kerberos credentials. Acquiring them first turns "no ticket" into its own clear error.
 fn new_context(service: &str) -> Result<ClientCtx, String> {
+    // A malformed FILE cache crashes MIT krb5 1.20 inside gss_acquire_cred (ccache.rs).
+    if let Some(path) = ccache::default_file_cache() {
+        ccache::check(&path)?;
+    }
     let name = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
         .map_err(|e| format!("the service name {service:?} is unusable: {e}"))?;
     let mechs = OidSet::singleton(GSS_MECH_KRB5).map_err(|e| e.to_string())?;

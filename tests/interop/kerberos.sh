@@ -3,8 +3,9 @@
 # (KRB5CCNAME), through the system GSS-API — against a private MIT KDC on 127.0.0.1 and Debian's
 # apache2 + mod_auth_gssapi (SPN HTTP/localhost), with the real `backhaul` binary on both
 # runtimes: with a ticket from kinit → the file, identical; with an empty credential cache →
-# exit non-zero, 0x80190191 and the kinit hint, nothing at the destination; a ticket for a
-# service the KDC does not know (another host name) → 0x80190191. The realm lives in a temp
+# exit non-zero, 0x80190191 and the kinit hint, nothing at the destination (an empty cache, and
+# one after kdestroy); a host name the KDC has no service for → 0x80190191; a token the server
+# cannot read (its key changed) → 0x80190191. The realm lives in a temp
 # directory, set up through KRB5_CONFIG / KRB5_KDC_PROFILE only (/etc/krb5.conf is never
 # touched). Installs the packages if missing. Prints "N passed, N failed" and exits non-zero on
 # any failure.
@@ -83,9 +84,10 @@ kdc_pid=$!
 wait_port "$kdc_port" || { echo "the KDC did not start"; cat "$K/kdc.log" 2>/dev/null; exit 1; }
 
 head -c 3145728 /dev/urandom > "$D/www/negotiate/file.bin"
+head -c 70000 /dev/urandom > "$D/www/negotiate/small.bin"
 # The workers run as www-data: what they read must be readable by it (the keytab: by it only).
 chmod 755 "$D" "$K" "$D/www" "$D/www/negotiate"
-chmod 644 "$D/www/negotiate/file.bin" "$K/krb5.conf"
+chmod 644 "$D/www/negotiate/file.bin" "$D/www/negotiate/small.bin" "$K/krb5.conf"
 chown www-data "$K/http.keytab"
 chmod 600 "$K/http.keytab"
 cat > "$D/httpd.conf" <<CONF
@@ -120,11 +122,13 @@ apache_pid=$!
 wait_port "$http_port" || { echo "apache2 did not start"; cat "$D/logs/error.log"; exit 1; }
 
 url="http://localhost:$http_port/negotiate/file.bin"
+url2="http://localhost:$http_port/negotiate/small.bin"
 # Same server, a name with no service principal: the KDC refuses the service ticket.
 unknown_url="http://127.0.0.1:$http_port/negotiate/file.bin"
 with_ticket="FILE:$K/ccache"
 KRB5CCNAME=$with_ticket kinit frank <<<"userpw" >/dev/null
 : > "$K/empty-ccache"
+echo "not a credential cache" > "$K/garbage-ccache"
 
 check "the server refuses a request without a ticket (401, sanity)" \
   bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$url')\" = 401 ]"
@@ -132,8 +136,12 @@ for rt in tokio blocking; do
   out="$D/out/$rt"; mkdir -p "$out"
   check "$rt: a ticket from kinit answers Negotiate, file identical" \
     bash -c "KRB5CCNAME='$with_ticket' '$bin' transfer -q --runtime $rt --server-auth negotiate: '$url' '$out/ticket' && cmp '$D/www/negotiate/file.bin' '$out/ticket'"
+  check "$rt: two files in one job, both identical" \
+    bash -c "KRB5CCNAME='$with_ticket' '$bin' transfer -q --runtime $rt --server-auth negotiate: '$url' '$out/one' '$url2' '$out/two' && cmp '$D/www/negotiate/file.bin' '$out/one' && cmp '$D/www/negotiate/small.bin' '$out/two'"
   check "$rt: an empty credential cache → exit non-zero, 0x80190191 and kinit, no file" \
-    bash -c "! KRB5CCNAME='FILE:$K/empty-ccache' '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/empty' 2>'$out/empty.err' && grep -q 0x80190191 '$out/empty.err' && grep -q kinit '$out/empty.err' && [ ! -e '$out/empty' ]"
+    bash -c "KRB5CCNAME='FILE:$K/empty-ccache' '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/empty' 2>'$out/empty.err'; [ \$? -eq 1 ] && grep -q 0x80190191 '$out/empty.err' && grep -q kinit '$out/empty.err' && [ ! -e '$out/empty' ]"
+  check "$rt: a credential cache file of garbage → 0x80190191 and kinit, no crash, no file" \
+    bash -c "KRB5CCNAME='FILE:$K/garbage-ccache'; export KRB5CCNAME; '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/garbage' 2>'$out/garbage.err'; [ \$? -eq 1 ] && grep -q 0x80190191 '$out/garbage.err' && grep -q kinit '$out/garbage.err' && [ ! -e '$out/garbage' ]"
   check "$rt: after kdestroy → 0x80190191 and kinit, no file" \
     bash -c "cp '$K/ccache' '$out/ccache' && KRB5CCNAME='FILE:$out/ccache' kdestroy && ! KRB5CCNAME='FILE:$out/ccache' '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/destroyed' 2>'$out/destroyed.err' && grep -q 0x80190191 '$out/destroyed.err' && grep -q kinit '$out/destroyed.err' && [ ! -e '$out/destroyed' ]"
   check "$rt: a host name with no service principal → 0x80190191, no file" \
@@ -141,8 +149,18 @@ for rt in tokio blocking; do
   check "$rt: without credentials → 0x80190191, nothing written" \
     bash -c "! KRB5CCNAME='$with_ticket' '$bin' transfer --runtime $rt '$url' '$out/none' 2>'$out/none.err' && grep -q 0x80190191 '$out/none.err' && [ ! -e '$out/none' ]"
 done
+
+# The service's key changes after apache loaded its keytab: a fresh ticket is made with the new
+# key, which the server cannot read, so it refuses the token (a 401 after the exchange).
+kadmin.local -q "cpw -randkey HTTP/localhost" >/dev/null 2>&1
+for rt in tokio blocking; do
+  out="$D/out/$rt"
+  check "$rt: a token the server cannot accept (re-keyed service) → 0x80190191, no file" \
+    bash -c "KRB5CCNAME='FILE:$out/rekeyed' kinit frank <<<userpw >/dev/null && ! KRB5CCNAME='FILE:$out/rekeyed' '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/rekeyed.bin' 2>'$out/rekeyed.err' && grep -q 0x80190191 '$out/rekeyed.err' && [ ! -e '$out/rekeyed.bin' ]"
+done
 # What a user sees without a ticket (the library's words, after the hint).
 echo "     (without a ticket: $(grep -m1 -o '0x80190191.*' "$D/out/tokio/empty.err" || true))"
+echo "     (a refused token: $(grep -m1 -o '0x80190191.*' "$D/out/tokio/rekeyed.err" || true))"
 
 echo "interop (kerberos): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
