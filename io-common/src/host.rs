@@ -62,8 +62,8 @@ pub trait Io {
     /// callback held by the driver is answered with
     /// `BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED` at once.
     fn validate_certificate(&mut self, request: CertificateRequest);
-    /// Run blocking work (a notification program) off the engine's thread or task and feed
-    /// the input it returns.
+    /// Run blocking work (a notification program, a GSS-API step) off the engine's thread or
+    /// task and feed the input it returns.
     fn run_off_thread(&mut self, work: OffThread);
     /// `Action::FetchCrl`: fetch the CRL away from the engine (with
     /// [`crl_fetch::fetch`](crate::crl_fetch::fetch)) and feed `Input::CrlFetched` with the

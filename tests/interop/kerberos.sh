@@ -156,7 +156,7 @@ kadmin.local -q "cpw -randkey HTTP/localhost" >/dev/null 2>&1
 for rt in tokio blocking; do
   out="$D/out/$rt"
   check "$rt: a token the server cannot accept (re-keyed service) → 0x80190191, no file" \
-    bash -c "KRB5CCNAME='FILE:$out/rekeyed' kinit frank <<<userpw >/dev/null && ! KRB5CCNAME='FILE:$out/rekeyed' '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/rekeyed.bin' 2>'$out/rekeyed.err' && grep -q 0x80190191 '$out/rekeyed.err' && [ ! -e '$out/rekeyed.bin' ]"
+    bash -c "KRB5CCNAME='FILE:$out/rekeyed' kinit frank <<<userpw >/dev/null && ! KRB5CCNAME='FILE:$out/rekeyed' '$bin' transfer --runtime $rt --server-auth negotiate: '$url' '$out/rekeyed.bin' 2>'$out/rekeyed.err' && grep -q 0x80190191 '$out/rekeyed.err' && grep -q 'did not accept' '$out/rekeyed.err' && [ ! -e '$out/rekeyed.bin' ]"
 done
 # What a user sees without a ticket (the library's words, after the hint).
 echo "     (without a ticket: $(grep -m1 -o '0x80190191.*' "$D/out/tokio/empty.err" || true))"

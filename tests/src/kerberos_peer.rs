@@ -39,8 +39,9 @@ impl FakeGss {
                     token: token.clone(),
                     complete: true,
                 }),
-                None => Err("the server's token is not one this context expects (simulated)"
-                    .to_string()),
+                None => Err(
+                    "the server's token is not one this context expects (simulated)".to_string(),
+                ),
             },
         }
     }

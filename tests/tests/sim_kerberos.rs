@@ -68,7 +68,10 @@ fn a_ticket_from_the_cache_answers_negotiate_and_the_file_arrives() {
     assert_eq!(r[0].header("authorization"), None);
     let expected = format!("Negotiate {}", b64(b"ap-req"));
     assert_eq!(r[1].header("authorization"), Some(expected.as_str()));
-    assert_eq!(asked[0].1, r[1].conn, "the token rides the connection it was made for");
+    assert_eq!(
+        asked[0].1, r[1].conn,
+        "the token rides the connection it was made for"
+    );
 }
 
 #[test]
@@ -96,7 +99,10 @@ fn no_ticket_in_the_cache_fails_the_job_with_401_and_the_kinit_hint() {
         why.contains("No Kerberos credentials available"),
         "the library's words are kept: {why}"
     );
-    assert!(sim.requests.iter().all(|r| r.header("authorization").is_none()));
+    assert!(sim
+        .requests
+        .iter()
+        .all(|r| r.header("authorization").is_none()));
     assert_eq!(sim.requests.len(), 1, "nothing is sent without a token");
     assert!(sim.file("/dl/k").is_none());
 }
@@ -104,7 +110,12 @@ fn no_ticket_in_the_cache_fails_the_job_with_401_and_the_kinit_hint() {
 #[test]
 fn a_refused_token_fails_the_job_with_401_without_a_loop() {
     let mut sim = Sim::new(34);
-    protect(&mut sim, "/r", 100, KerberosPeer::accepting(b"the-right-one"));
+    protect(
+        &mut sim,
+        "/r",
+        100,
+        KerberosPeer::accepting(b"the-right-one"),
+    );
     sim.gss.ticket = Some(b"for-another-service".to_vec());
     let job = implicit_job(&mut sim, "/r", AuthTarget::Server);
     sim.drive_to_state(job, JobState::Error);
@@ -132,7 +143,10 @@ fn a_continuation_leg_runs_on_the_challenged_connection() {
     assert_eq!(asked[0].1, asked[1].1, "one context, one connection");
     let r = &sim.requests;
     assert_eq!(r.len(), 3, "{r:#?}");
-    assert_eq!(r[1].conn, r[2].conn, "the answer rides the challenged connection");
+    assert_eq!(
+        r[1].conn, r[2].conn,
+        "the answer rides the challenged connection"
+    );
     let expected = format!("Negotiate {}", b64(b"leg-2"));
     assert_eq!(r[2].header("authorization"), Some(expected.as_str()));
 }
@@ -191,6 +205,33 @@ fn implicit_ntlm_alone_keeps_its_clear_error_and_asks_no_token() {
     sim.drive_to_state(job, JobState::Error);
     let (code, why) = error_of(&sim, job);
     assert_eq!(code, BG_E_HTTP_ERROR_401);
-    assert!(why.contains("no password") && why.contains("Negotiate"), "{why}");
+    assert!(
+        why.contains("no password") && why.contains("Negotiate"),
+        "{why}"
+    );
     assert!(sim.token_requests.is_empty(), "NTLM never asks the GSS-API");
+}
+
+#[test]
+fn a_rejection_token_in_the_401_fails_the_job_with_401() {
+    let mut sim = Sim::new(38);
+    // The server answers the token with one the client's context cannot take (SPNEGO's
+    // reject), as Apache does for a ticket made with a key it does not hold.
+    let peer = KerberosPeer::accepting(b"never").with_challenge(b"ap-req", b"reject");
+    protect(&mut sim, "/x", 100, peer);
+    sim.gss.ticket = Some(b"ap-req".to_vec());
+    sim.gss
+        .continuations
+        .insert(b"something-else".to_vec(), b"never".to_vec());
+    let job = implicit_job(&mut sim, "/x", AuthTarget::Server);
+    sim.drive_to_state(job, JobState::Error);
+    let (code, why) = error_of(&sim, job);
+    assert_eq!(code, BG_E_HTTP_ERROR_401);
+    assert!(why.contains("did not accept"), "{why}");
+    assert_eq!(
+        sim.token_requests.len(),
+        2,
+        "the first leg, then the server's answer"
+    );
+    assert!(sim.file("/dl/x").is_none());
 }

@@ -607,7 +607,13 @@ impl Engine {
     }
 
     /// Puts a connection-bound token back on `conn` for a request that did not go out.
-    fn restore_token(&mut self, conn: ConnId, target: AuthTarget, scheme: AuthScheme, token: Secret) {
+    fn restore_token(
+        &mut self,
+        conn: ConnId,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        token: Secret,
+    ) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };

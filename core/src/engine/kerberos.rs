@@ -164,7 +164,9 @@ impl Engine {
         }
         let Some(token) = challenges
             .iter()
-            .filter(|ch| AuthScheme::from_challenge_scheme(&ch.scheme) == Some(AuthScheme::Negotiate))
+            .filter(|ch| {
+                AuthScheme::from_challenge_scheme(&ch.scheme) == Some(AuthScheme::Negotiate)
+            })
             .find_map(|ch| ch.token68.as_deref())
         else {
             // A bare challenge after our token: refused.
@@ -237,7 +239,12 @@ impl Engine {
                 return self.fail_system_auth(id, conn, target, &party, why);
             }
             Err(message) if !first => {
-                let why = format!("the Kerberos exchange failed: {message}");
+                // In practice a 401 answering a Kerberos token with a token of its own is a
+                // SPNEGO rejection (a wrong key, a stale ticket, a replay).
+                let why = format!(
+                    "the server did not accept the logged-on user's Kerberos token (the GSS-API \
+                     on its answer: {message})"
+                );
                 return self.fail_system_auth(id, conn, target, &party, why);
             }
             Err(message) => {
@@ -277,6 +284,11 @@ impl Engine {
             fetch.conn = None;
         }
         let code = HResult::from_http_status(target.refusal_status());
-        self.fail(id, remote_error(code, format!("{who}: {why}")), Severity::Fatal, None);
+        self.fail(
+            id,
+            remote_error(code, format!("{who}: {why}")),
+            Severity::Fatal,
+            None,
+        );
     }
 }

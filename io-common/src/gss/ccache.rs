@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn empty_truncated_and_foreign_files_are_refused() {
         assert_eq!(parse_principal(b""), Err("the file is empty"));
-        assert_eq!(parse_principal(b"garbage"), Err("not a credential cache file"));
+        assert_eq!(
+            parse_principal(b"garbage"),
+            Err("not a credential cache file")
+        );
         let whole = frank();
         for cut in 2..whole.len() {
             assert!(parse_principal(&whole[..cut]).is_err(), "cut at {cut}");

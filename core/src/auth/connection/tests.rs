@@ -149,7 +149,10 @@ fn implicit_ntlm_is_refused_with_the_kinit_hint() {
     let err = ConnectionContext::new(AuthScheme::Ntlm, &implicit).unwrap_err();
     assert_eq!(err, ContextError::Implicit(AuthScheme::Ntlm));
     let why = err.to_string();
-    assert!(why.contains("run kinit") && why.contains("Negotiate"), "{why}");
+    assert!(
+        why.contains("run kinit") && why.contains("Negotiate"),
+        "{why}"
+    );
 }
 
 #[test]
