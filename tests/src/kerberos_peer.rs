@@ -6,10 +6,26 @@
 
 use std::collections::BTreeMap;
 
-use backhaul_core::{ConnId, TokenStep};
+use backhaul_core::auth::AuthTarget;
+use backhaul_core::{ConnId, JobId, TokenStep};
 use base64::Engine as _;
 
 use crate::ntlm_peer::Verdict;
+
+/// One `Action::SecurityToken` the engine asked of the simulated driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenAsked {
+    /// The job.
+    pub job: JobId,
+    /// The connection the token is for.
+    pub conn: ConnId,
+    /// Server or proxy.
+    pub target: AuthTarget,
+    /// The GSS service name (`HTTP@host`).
+    pub service: String,
+    /// The server's token (`None` on the first leg).
+    pub input: Option<Vec<u8>>,
+}
 
 /// The driver's GSS-API, as the simulation plays it.
 #[derive(Clone, Debug, Default)]

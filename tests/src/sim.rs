@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use backhaul_core::auth::AuthTarget;
 use backhaul_core::{
     Action, Config, ConnId, Engine, FileIndex, FileOp, HResult, Input, IoFailure, IoFailureKind,
     JobEvent, JobId, JobRecord, JobState, Output, Owner, Timestamp,
 };
 use bytes::Bytes;
 
-use crate::kerberos_peer::{FakeGss, KerberosPeer};
+use crate::kerberos_peer::{FakeGss, KerberosPeer, TokenAsked};
 use crate::ntlm_peer::{NtlmPeer, Verdict};
 
 /// The time every simulation starts at: 2026-01-01T00:00:00Z.
@@ -269,8 +268,8 @@ pub struct Sim {
     pub crl_fetches: Vec<String>,
     /// The GSS-API answering `Action::SecurityToken` (no ticket by default).
     pub gss: FakeGss,
-    /// Every `Action::SecurityToken`: (job, conn, target, service, input token).
-    pub token_requests: Vec<(JobId, ConnId, AuthTarget, String, Option<Vec<u8>>)>,
+    /// Every `Action::SecurityToken`, in order.
+    pub token_requests: Vec<TokenAsked>,
     /// CRLs served to `Action::FetchCrl`, by URL (`None`: the fetch never answers). A URL
     /// not here fails as unreachable.
     crls: BTreeMap<String, Option<Vec<u8>>>,
@@ -1006,8 +1005,13 @@ impl Sim {
             } => {
                 let input = input.map(|b| b.to_vec());
                 let result = self.gss.step(input.as_deref());
-                self.token_requests
-                    .push((job, conn, target, service, input));
+                self.token_requests.push(TokenAsked {
+                    job,
+                    conn,
+                    target,
+                    service,
+                    input,
+                });
                 self.later(Input::SecurityToken {
                     now,
                     job,

@@ -59,17 +59,17 @@ fn a_ticket_from_the_cache_answers_negotiate_and_the_file_arrives() {
     assert!(sim.file("/dl/a").expect("the file exists") == body(40_000));
     let asked = &sim.token_requests;
     assert_eq!(asked.len(), 1, "one leg: {asked:?}");
-    assert_eq!(asked[0].0, job);
-    assert_eq!(asked[0].2, AuthTarget::Server);
-    assert_eq!(asked[0].3, "HTTP@intranet.test");
-    assert_eq!(asked[0].4, None, "the first leg has no input token");
+    assert_eq!(asked[0].job, job);
+    assert_eq!(asked[0].target, AuthTarget::Server);
+    assert_eq!(asked[0].service, "HTTP@intranet.test");
+    assert_eq!(asked[0].input, None, "the first leg has no input token");
     let r = &sim.requests;
     assert_eq!(r.len(), 2, "{r:#?}");
     assert_eq!(r[0].header("authorization"), None);
     let expected = format!("Negotiate {}", b64(b"ap-req"));
     assert_eq!(r[1].header("authorization"), Some(expected.as_str()));
     assert_eq!(
-        asked[0].1, r[1].conn,
+        asked[0].conn, r[1].conn,
         "the token rides the connection it was made for"
     );
 }
@@ -82,7 +82,7 @@ fn implicit_proxy_credentials_also_answer_the_servers_negotiate() {
     let job = implicit_job(&mut sim, "/p", AuthTarget::Proxy);
     sim.drive_to_state(job, JobState::Transferred);
     assert_eq!(sim.token_requests.len(), 1);
-    assert_eq!(sim.token_requests[0].3, "HTTP@intranet.test");
+    assert_eq!(sim.token_requests[0].service, "HTTP@intranet.test");
 }
 
 #[test]
@@ -139,8 +139,8 @@ fn a_continuation_leg_runs_on_the_challenged_connection() {
     sim.drive_to_state(job, JobState::Transferred);
     let asked = &sim.token_requests;
     assert_eq!(asked.len(), 2, "{asked:?}");
-    assert_eq!(asked[1].4.as_deref(), Some(&b"server-leg"[..]));
-    assert_eq!(asked[0].1, asked[1].1, "one context, one connection");
+    assert_eq!(asked[1].input.as_deref(), Some(&b"server-leg"[..]));
+    assert_eq!(asked[0].conn, asked[1].conn, "one context, one connection");
     let r = &sim.requests;
     assert_eq!(r.len(), 3, "{r:#?}");
     assert_eq!(
@@ -182,7 +182,7 @@ fn the_token_never_follows_a_redirect_to_another_origin() {
     assert!(
         sim.token_requests
             .iter()
-            .all(|t| t.3 == "HTTP@intranet.test"),
+            .all(|t| t.service == "HTTP@intranet.test"),
         "no token is made for the other origin: {:?}",
         sim.token_requests
     );
