@@ -33,15 +33,18 @@ pub struct FakeGss {
     /// The first token for any service (an AP-REQ from the ticket); `None`: the credential
     /// cache holds no ticket, and every first step fails.
     pub ticket: Option<Vec<u8>>,
+    /// First tokens for particular services (`HTTP@host`), before `ticket`.
+    pub tickets: BTreeMap<String, Vec<u8>>,
     /// A continuation: the server's token → the next token (the context completes with it).
     pub continuations: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl FakeGss {
-    /// One `gss_init_sec_context`: the first step (`input: None`) or the answer to `input`.
-    pub fn step(&self, input: Option<&[u8]>) -> Result<TokenStep, String> {
+    /// One `gss_init_sec_context` for `service`: the first step (`input: None`) or the
+    /// answer to `input`.
+    pub fn step(&self, service: &str, input: Option<&[u8]>) -> Result<TokenStep, String> {
         match input {
-            None => match &self.ticket {
+            None => match self.tickets.get(service).or(self.ticket.as_ref()) {
                 Some(token) => Ok(TokenStep {
                     token: token.clone(),
                     complete: self.continuations.is_empty(),

@@ -150,6 +150,8 @@ struct SimProxy {
     /// A SOCKS5 proxy (RFC 1928) instead of an HTTP one, requiring this user and password
     /// (RFC 1929) when set.
     socks: Option<Option<(String, String)>>,
+    /// The `Proxy-Authenticate` value of its 407 (`None`: `Basic realm="proxy"`).
+    challenge: Option<String>,
 }
 
 /// A file of the in-memory file system.
@@ -359,6 +361,20 @@ impl Sim {
         let proxy = SimProxy {
             requires: requires.map(str::to_string),
             socks: None,
+            challenge: None,
+        };
+        self.proxies.insert((host.to_string(), port), proxy);
+    }
+
+    /// An HTTP proxy at `host:port` that challenges with `Negotiate` and requires the Kerberos
+    /// token `token` on every request.
+    pub fn negotiate_proxy(&mut self, host: &str, port: u16, token: &[u8]) {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(token);
+        let proxy = SimProxy {
+            requires: Some(format!("Negotiate {encoded}")),
+            socks: None,
+            challenge: Some("Negotiate".to_string()),
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -368,6 +384,7 @@ impl Sim {
         let proxy = SimProxy {
             requires: None,
             socks: Some(auth.map(|(u, p)| (u.to_string(), p.to_string()))),
+            challenge: None,
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -1004,7 +1021,7 @@ impl Sim {
                 input,
             } => {
                 let input = input.map(|b| b.to_vec());
-                let result = self.gss.step(input.as_deref());
+                let result = self.gss.step(&service, input.as_deref());
                 self.token_requests.push(TokenAsked {
                     job,
                     conn,
@@ -1222,10 +1239,11 @@ impl Sim {
         let now = self.now;
         if let Some(required) = &proxy.requires {
             if seen.header("proxy-authorization") != Some(required.as_str()) {
-                let extra = vec![(
-                    "Proxy-Authenticate".to_string(),
-                    "Basic realm=\"proxy\"".to_string(),
-                )];
+                let challenge = proxy
+                    .challenge
+                    .as_deref()
+                    .unwrap_or("Basic realm=\"proxy\"");
+                let extra = vec![("Proxy-Authenticate".to_string(), challenge.to_string())];
                 let data = Bytes::from(status_response(407, &extra));
                 self.later(Input::Received { now, conn, data });
                 return ProxyAnswer::Done;

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials};
+use backhaul_core::proxy::{ProxySettings, ProxyUsage};
 use backhaul_core::{HResult, JobId, JobState};
 use backhaul_tests::kerberos_peer::KerberosPeer;
 use backhaul_tests::sim::{Reply, Resource, Sim};
@@ -234,4 +235,81 @@ fn a_rejection_token_in_the_401_fails_the_job_with_401() {
         "the first leg, then the server's answer"
     );
     assert!(sim.file("/dl/x").is_none());
+}
+
+/// A job fetching `http://files.test/f` through the HTTP proxy `proxy.test:3128` as the
+/// logged-on user (implicit Negotiate proxy credentials, which also serve the server).
+fn job_through_proxy(sim: &mut Sim) -> JobId {
+    let job = sim.create_job("kerberos proxy");
+    sim.command(|e| {
+        let mut j = e.job_mut(job)?;
+        j.add_file("http://files.test/f", Path::new("/dl/f"))?;
+        let list = Some("proxy.test:3128".to_string());
+        j.set_proxy_settings(ProxySettings::new(ProxyUsage::Override, list, None)?)?;
+        j.set_credentials(Credentials::implicit(
+            AuthTarget::Proxy,
+            AuthScheme::Negotiate,
+        )?)?;
+        j.resume()
+    })
+    .expect("job starts");
+    job
+}
+
+#[test]
+fn a_negotiate_proxy_gets_a_token_made_for_its_own_host() {
+    let mut sim = Sim::new(39);
+    sim.negotiate_proxy("proxy.test", 3128, b"proxy-tok");
+    sim.serve("files.test", 80, "/f", Resource::new(body(3000), "v"));
+    sim.gss
+        .tickets
+        .insert("HTTP@proxy.test".into(), b"proxy-tok".to_vec());
+    let job = job_through_proxy(&mut sim);
+    sim.drive_to_state(job, JobState::Transferred);
+    let asked = &sim.token_requests;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].target, AuthTarget::Proxy);
+    assert_eq!(asked[0].service, "HTTP@proxy.test");
+    let last = sim.requests.last().unwrap();
+    let expected = format!("Negotiate {}", b64(b"proxy-tok"));
+    assert_eq!(last.header("proxy-authorization"), Some(expected.as_str()));
+    assert_eq!(
+        last.header("authorization"),
+        None,
+        "the proxy's token stays on its hop"
+    );
+}
+
+#[test]
+fn proxy_and_server_each_get_their_own_token_on_one_request() {
+    let mut sim = Sim::new(40);
+    sim.negotiate_proxy("proxy.test", 3128, b"proxy-tok");
+    sim.serve("files.test", 80, "/f", Resource::new(body(3000), "v"));
+    sim.kerberos(
+        "files.test",
+        80,
+        "/f",
+        KerberosPeer::accepting(b"server-tok"),
+    );
+    sim.gss
+        .tickets
+        .insert("HTTP@proxy.test".into(), b"proxy-tok".to_vec());
+    sim.gss
+        .tickets
+        .insert("HTTP@files.test".into(), b"server-tok".to_vec());
+    let job = job_through_proxy(&mut sim);
+    sim.drive_to_state(job, JobState::Transferred);
+    sim.command(|e| e.job_mut(job)?.complete()).unwrap();
+    assert!(sim.file("/dl/f").expect("the file exists") == body(3000));
+    let last = sim.requests.last().unwrap();
+    let proxy = format!("Negotiate {}", b64(b"proxy-tok"));
+    let server = format!("Negotiate {}", b64(b"server-tok"));
+    assert_eq!(last.header("proxy-authorization"), Some(proxy.as_str()));
+    assert_eq!(last.header("authorization"), Some(server.as_str()));
+    let services: Vec<&str> = sim
+        .token_requests
+        .iter()
+        .map(|t| t.service.as_str())
+        .collect();
+    assert!(services.contains(&"HTTP@proxy.test") && services.contains(&"HTTP@files.test"));
 }
