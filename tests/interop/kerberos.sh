@@ -5,7 +5,8 @@
 # runtimes: with a ticket from kinit → the file, identical; with an empty credential cache →
 # exit non-zero, 0x80190191 and the kinit hint, nothing at the destination (an empty cache, and
 # one after kdestroy); a host name the KDC has no service for → 0x80190191; a token the server
-# cannot read (its key changed) → 0x80190191. The realm lives in a temp
+# cannot read (its key changed) → 0x80190191; squid with negotiate_kerberos_auth as a Kerberos
+# proxy for a plain origin: a ticket → the file, none → 0x80190197. The realm lives in a temp
 # directory, set up through KRB5_CONFIG / KRB5_KDC_PROFILE only (/etc/krb5.conf is never
 # touched). Installs the packages if missing. Prints "N passed, N failed" and exits non-zero on
 # any failure.
@@ -29,8 +30,19 @@ fi
 D=$(mktemp -d /tmp/backhaul-krb.XXXXXX)
 apache_pid=
 kdc_pid=
+squid_pid=
+origin_pid=
 cleanup() {
-  for pid in "$apache_pid" "$kdc_pid"; do
+  if [ -n "$squid_pid" ]; then
+    # Squid's auth helpers are its children: stop them by PID too (as squid.sh does).
+    children=$(ps -o pid= --ppid "$squid_pid" 2>/dev/null || true)
+    kill -TERM "$squid_pid" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$squid_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$squid_pid" 2>/dev/null || true
+    wait "$squid_pid" 2>/dev/null || true
+    for pid in $children; do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
+  for pid in "$apache_pid" "$kdc_pid" "$origin_pid"; do
     if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   done
   rm -rf "$D"
@@ -149,6 +161,59 @@ for rt in tokio blocking; do
   check "$rt: without credentials → 0x80190191, nothing written" \
     bash -c "! KRB5CCNAME='$with_ticket' '$bin' transfer --runtime $rt '$url' '$out/none' 2>'$out/none.err' && grep -q 0x80190191 '$out/none.err' && [ ! -e '$out/none' ]"
 done
+
+# A Kerberos proxy: squid with negotiate_kerberos_auth (the same SPN, HTTP/localhost, its own
+# copy of the keytab) in front of a plain origin; the proxy is named `localhost` so the
+# service is HTTP@localhost.
+squid_bin=$(command -v squid || echo /usr/sbin/squid)
+if [ -x "$squid_bin" ] && [ -x /usr/lib/squid/negotiate_kerberos_auth ]; then
+  mkdir -p "$D/squid" "$D/origin"
+  cp "$D/www/negotiate/small.bin" "$D/origin/plain.bin"
+  cp "$K/http.keytab" "$D/squid/proxy.keytab"
+  if id proxy >/dev/null 2>&1; then chown -R proxy "$D/squid"; fi
+  squid_port=$(free_port)
+  origin_port=$(free_port)
+  cat > "$D/squid/squid.conf" <<CONF
+http_port 127.0.0.1:$squid_port
+visible_hostname backhaul-kerberos
+pid_filename $D/squid/squid.pid
+cache_log $D/squid/cache.log
+access_log stdio:$D/squid/access.log
+cache deny all
+cache_mem 8 MB
+coredump_dir $D/squid
+shutdown_lifetime 1 seconds
+pinger_enable off
+auth_param negotiate program /usr/lib/squid/negotiate_kerberos_auth -k $D/squid/proxy.keytab -s HTTP/localhost@TEST.LOCAL
+auth_param negotiate children 2
+acl authed proxy_auth REQUIRED
+acl to_loopback dst 127.0.0.0/8
+http_access deny !to_loopback
+http_access allow localhost authed
+http_access deny all
+CONF
+  "$squid_bin" -N -f "$D/squid/squid.conf" >"$D/squid/squid.out" 2>&1 &
+  squid_pid=$!
+  python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$D/origin" >/dev/null 2>&1 &
+  origin_pid=$!
+  if wait_port "$squid_port" && wait_port "$origin_port"; then
+    proxy="http://localhost:$squid_port"
+    plain="http://127.0.0.1:$origin_port/plain.bin"
+    for rt in tokio blocking; do
+      out="$D/out/$rt"
+      check "$rt: a Kerberos proxy (squid) gets the ticket's token, file identical" \
+        bash -c "KRB5CCNAME='$with_ticket' '$bin' transfer -q --runtime $rt --proxy '$proxy' --proxy-auth negotiate: '$plain' '$out/proxied' && cmp '$D/origin/plain.bin' '$out/proxied'"
+      check "$rt: the Kerberos proxy without a ticket → 0x80190197 and kinit, no file" \
+        bash -c "KRB5CCNAME='FILE:$K/empty-ccache' '$bin' transfer --runtime $rt --proxy '$proxy' --proxy-auth negotiate: '$plain' '$out/proxied-none' 2>'$out/proxied-none.err'; [ \$? -eq 1 ] && grep -q 0x80190197 '$out/proxied-none.err' && grep -q kinit '$out/proxied-none.err' && [ ! -e '$out/proxied-none' ]"
+    done
+    check "squid logged the Kerberos user" grep -q 'frank@TEST.LOCAL' "$D/squid/access.log"
+  else
+    check "squid with negotiate_kerberos_auth starts" \
+      bash -c "cat '$D/squid/squid.out' '$D/squid/cache.log'; false"
+  fi
+else
+  echo "skip: squid or negotiate_kerberos_auth is not installed (the proxy checks need them)"
+fi
 
 # The service's key changes after apache loaded its keytab: a fresh ticket is made with the new
 # key, which the server cannot read, so it refuses the token (a 401 after the exchange).
