@@ -29,7 +29,7 @@ use crate::output::Action;
 use crate::proxy::Route;
 
 use super::auth::ConnAnswer;
-use super::connection::ConnUser;
+use super::connection::{Conn, ConnUser};
 use super::transfer::{remote_error, Phase};
 use super::Engine;
 
@@ -106,10 +106,7 @@ impl Engine {
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
         let c = self.conns.get_mut(&conn)?;
-        let service = match (target, &c.via) {
-            (AuthTarget::Proxy, Route::Proxy(proxy)) => format!("HTTP@{}", proxy.host),
-            _ => format!("HTTP@{}", c.origin.host),
-        };
+        let service = service_name(c, target);
         let slot = c.gss.slot(target);
         if let Some(running) = slot.as_mut().filter(|x| x.party == party) {
             if running.waiting {
@@ -153,10 +150,10 @@ impl Engine {
         let now = self.now;
         let receive_timeout = self.config.receive_timeout;
         let c = self.conns.get_mut(&conn)?;
-        let service = match (target, &c.via) {
-            (AuthTarget::Proxy, Route::Proxy(proxy)) => format!("HTTP@{}", proxy.host),
-            _ => format!("HTTP@{}", c.origin.host),
-        };
+        if !c.gss.holds(target) {
+            return None;
+        }
+        let service = service_name(c, target);
         c.deadline = now.saturating_add(receive_timeout);
         let running = c.gss.slot(target).as_mut()?;
         if running.complete || running.waiting {
@@ -290,5 +287,14 @@ impl Engine {
             Severity::Fatal,
             None,
         );
+    }
+}
+
+/// The GSS host-based service for `target` on `c`: `HTTP@` the proxy's host for a 407, the
+/// origin's for a 401 (the Kerberos principal `HTTP/<host>`).
+fn service_name(c: &Conn, target: AuthTarget) -> String {
+    match (target, &c.via) {
+        (AuthTarget::Proxy, Route::Proxy(proxy)) => format!("HTTP@{}", proxy.host),
+        _ => format!("HTTP@{}", c.origin.host),
     }
 }
