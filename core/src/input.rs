@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 
+use crate::auth::AuthTarget;
 use crate::codes::HResult;
 use crate::ids::{ConnId, FileIndex, JobId};
 use crate::time::Timestamp;
@@ -150,6 +151,43 @@ pub enum Input {
         /// The body, or what failed.
         result: Result<Bytes, IoFailure>,
     },
+    /// [`Action::SecurityToken`](crate::Action::SecurityToken) finished: the next token, or
+    /// why the GSS-API produced none (no ticket in the credential cache, the KDC unreachable,
+    /// the service unknown to it, …, in the library's words).
+    SecurityToken {
+        /// Current wall time.
+        now: Timestamp,
+        /// The job, as the action gave it.
+        job: JobId,
+        /// The connection, as the action gave it.
+        conn: ConnId,
+        /// The target, as the action gave it.
+        target: AuthTarget,
+        /// The token and whether the client's side is complete, or the failure.
+        result: Result<TokenStep, String>,
+    },
+}
+
+/// One step of a GSS-API client context ([`Input::SecurityToken`]).
+///
+/// `Debug` shows the token's length only: a Kerberos AP-REQ can be replayed for a few
+/// minutes, so it is kept out of logs like a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenStep {
+    /// The token to send in `Authorization: Negotiate <base64>` (empty: nothing to send).
+    pub token: Vec<u8>,
+    /// The context is established on the client's side (`GSS_S_COMPLETE`): no further leg is
+    /// expected from the server.
+    pub complete: bool,
+}
+
+impl std::fmt::Debug for TokenStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStep")
+            .field("token_len", &self.token.len())
+            .field("complete", &self.complete)
+            .finish()
+    }
 }
 
 impl Input {
@@ -169,7 +207,8 @@ impl Input {
             | Input::FileFailed { now, .. }
             | Input::FileSynced { now, .. }
             | Input::FileCommitted { now, .. }
-            | Input::CrlFetched { now, .. } => *now,
+            | Input::CrlFetched { now, .. }
+            | Input::SecurityToken { now, .. } => *now,
         }
     }
 
@@ -190,7 +229,8 @@ impl Input {
             | Input::FileFailed { now, .. }
             | Input::FileSynced { now, .. }
             | Input::FileCommitted { now, .. }
-            | Input::CrlFetched { now, .. } => *now = at,
+            | Input::CrlFetched { now, .. }
+            | Input::SecurityToken { now, .. } => *now = at,
         }
         self
     }

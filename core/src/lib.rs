@@ -59,7 +59,7 @@ pub use crate::config::Config;
 pub use crate::engine::{Engine, FileInfo, JobInfo, JobMut, JobRecord, JobView};
 pub use crate::error::{BitsError, ErrorContext, JobError, Severity};
 pub use crate::ids::{ConnId, FileIndex, JobId};
-pub use crate::input::{FileOp, Input, IoFailure, IoFailureKind};
+pub use crate::input::{FileOp, Input, IoFailure, IoFailureKind, TokenStep};
 pub use crate::job::{
     Caller, CompleteOutcome, FileProgress, FileRange, JobPriority, JobProgress, JobState, JobTimes,
     JobType, NotifyFlags, Owner, LENGTH_TO_EOF, SIZE_UNKNOWN,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 
+use crate::auth::AuthTarget;
 use crate::error::JobError;
 use crate::ids::{ConnId, FileIndex, JobId};
 use crate::job::JobState;
@@ -187,6 +188,26 @@ pub enum Action {
     FetchCrl {
         /// An `http://` URL from a certificate's CRL distribution points.
         url: String,
+    },
+    /// Produce the next token of a Negotiate (Kerberos) exchange as the logged-on user, with
+    /// the system's GSS-API and its default credential cache, away from the engine's thread,
+    /// and report [`Input::SecurityToken`](crate::Input::SecurityToken) with the same `job`,
+    /// `conn` and `target`. `input: None` starts a new client context for `(job, conn,
+    /// target)`; `Some` continues the one kept from the previous leg. The driver drops the
+    /// context when the connection is closed. The connection sends nothing meanwhile.
+    SecurityToken {
+        /// The job whose request waits.
+        job: JobId,
+        /// The connection the exchange authenticates.
+        conn: ConnId,
+        /// The origin server (401) or the proxy (407).
+        target: AuthTarget,
+        /// The GSS host-based service name: `HTTP@<host>` (the Kerberos principal
+        /// `HTTP/<host>`), the host of the origin or of the proxy.
+        service: String,
+        /// The server's token from its `Negotiate <base64>` challenge (decoded); `None` for
+        /// the first leg.
+        input: Option<Bytes>,
     },
 }
 

@@ -36,6 +36,7 @@ use bytes::Bytes;
 use crate::clock;
 use crate::config::{DriverConfig, DriverError};
 use crate::files::{check_local_name, TempFiles};
+use crate::gss::{GssContexts, TokenRequest};
 use crate::program::{run_program, RunAs};
 use crate::reload::{open_store, reload, BrokenRecord};
 use crate::tls::{load_crl_files, load_trust_anchors};
@@ -69,8 +70,8 @@ pub trait Io {
     /// callback held by the driver is answered with
     /// `BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED` at once.
     fn validate_certificate(&mut self, request: CertificateRequest);
-    /// Run blocking work (a notification program) off the engine's thread or task and feed
-    /// the input it returns.
+    /// Run blocking work (a notification program, a GSS-API step) off the engine's thread or
+    /// task and feed the input it returns.
     fn run_off_thread(&mut self, work: OffThread);
     /// `Action::FetchCrl`: fetch the CRL away from the engine (with
     /// [`crl_fetch::fetch`](crate::crl_fetch::fetch)) and feed `Input::CrlFetched` with the
@@ -114,6 +115,8 @@ pub struct Host {
     unsaved: BTreeMap<JobId, bool>,
     /// Answers held until the store writes before them are committed.
     held: Vec<Reply>,
+    /// Kerberos client contexts between the legs of their exchanges.
+    gss: GssContexts,
 }
 
 impl Host {
@@ -152,6 +155,7 @@ impl Host {
             deadline: None,
             unsaved: BTreeMap::new(),
             held: Vec::new(),
+            gss: GssContexts::new(),
         })
     }
 
@@ -353,6 +357,7 @@ impl Host {
             }
             Action::Close { conn } => {
                 self.live.remove(&conn);
+                self.gss.close(conn);
                 io.close(conn);
                 None
             }
@@ -450,6 +455,23 @@ impl Host {
                     chain,
                     conn,
                 });
+                None
+            }
+            Action::SecurityToken {
+                job,
+                conn,
+                target,
+                service,
+                input,
+            } => {
+                // The GSS-API reads the credential cache and may ask the KDC: off the engine.
+                io.run_off_thread(self.gss.step_work(TokenRequest {
+                    job,
+                    conn,
+                    target,
+                    service,
+                    input,
+                }));
                 None
             }
             Action::RunProgram { job, program, args } => {

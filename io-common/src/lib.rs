@@ -13,6 +13,7 @@
 //! - [`failure`]: `io::Error` → [`IoFailure`](backhaul_core::IoFailure).
 //! - [`clock`]: wall time for the engine.
 //! - [`crl_fetch`]: the blocking HTTP GET behind `Action::FetchCrl`.
+//! - [`gss`]: Kerberos tokens from the system's GSS-API behind `Action::SecurityToken`.
 //! - [`EventBacklog`]: events kept while no subscriber listens, for the next one.
 // One `unsafe` block (clearing supplementary groups before running a notify program as its
 // owner, `program.rs`); everything else is safe code.
@@ -25,6 +26,7 @@ mod config;
 pub mod crl_fetch;
 pub mod failure;
 mod files;
+pub mod gss;
 mod host;
 mod program;
 mod reload;

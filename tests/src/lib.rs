@@ -13,6 +13,7 @@ pub mod data;
 pub mod explore;
 pub mod fuzzing;
 pub mod invariants;
+pub mod kerberos_peer;
 pub mod ntlm_peer;
 pub mod pki;
 pub mod reference;

@@ -22,6 +22,7 @@ use backhaul_core::{
 };
 use bytes::Bytes;
 
+use crate::kerberos_peer::{FakeGss, KerberosPeer, TokenAsked};
 use crate::ntlm_peer::{NtlmPeer, Verdict};
 
 /// The time every simulation starts at: 2026-01-01T00:00:00Z.
@@ -149,6 +150,8 @@ struct SimProxy {
     /// A SOCKS5 proxy (RFC 1928) instead of an HTTP one, requiring this user and password
     /// (RFC 1929) when set.
     socks: Option<Option<(String, String)>>,
+    /// The `Proxy-Authenticate` value of its 407 (`None`: `Basic realm="proxy"`).
+    challenge: Option<String>,
 }
 
 /// An HTTP proxy's NTLM gate: a password-checking acceptor, one exchange per connection.
@@ -275,6 +278,10 @@ pub struct Sim {
     pub program_exits: VecDeque<i32>,
     /// Every CRL URL the engine asked to fetch, in order.
     pub crl_fetches: Vec<String>,
+    /// The GSS-API answering `Action::SecurityToken` (no ticket by default).
+    pub gss: FakeGss,
+    /// Every `Action::SecurityToken`, in order.
+    pub token_requests: Vec<TokenAsked>,
     /// CRLs served to `Action::FetchCrl`, by URL (`None`: the fetch never answers). A URL
     /// not here fails as unreachable.
     crls: BTreeMap<String, Option<Vec<u8>>>,
@@ -293,6 +300,8 @@ pub struct Sim {
     servers: BTreeMap<(String, u16), Server>,
     /// NTLM-protected servers: (host, port) → the acceptor and the paths it protects.
     ntlm: BTreeMap<(String, u16), (NtlmPeer, Vec<String>)>,
+    /// Negotiate (Kerberos)-protected servers: (host, port) → the acceptor and its paths.
+    kerberos: BTreeMap<(String, u16), (KerberosPeer, Vec<String>)>,
     proxies: BTreeMap<(String, u16), SimProxy>,
     /// NTLM gates of HTTP proxies, by the proxy's (host, port).
     proxy_gates: BTreeMap<(String, u16), ProxyGate>,
@@ -335,6 +344,8 @@ impl Sim {
             programs: Vec::new(),
             program_exits: VecDeque::new(),
             crl_fetches: Vec::new(),
+            gss: FakeGss::default(),
+            token_requests: Vec::new(),
             crls: BTreeMap::new(),
             chains: BTreeMap::new(),
             trace: Vec::new(),
@@ -345,6 +356,7 @@ impl Sim {
             latency: Duration::from_millis(5),
             servers: BTreeMap::new(),
             ntlm: BTreeMap::new(),
+            kerberos: BTreeMap::new(),
             proxies: BTreeMap::new(),
             proxy_gates: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -362,6 +374,20 @@ impl Sim {
         let proxy = SimProxy {
             requires: requires.map(str::to_string),
             socks: None,
+            challenge: None,
+        };
+        self.proxies.insert((host.to_string(), port), proxy);
+    }
+
+    /// An HTTP proxy at `host:port` that challenges with `Negotiate` and requires the Kerberos
+    /// token `token` on every request.
+    pub fn negotiate_proxy(&mut self, host: &str, port: u16, token: &[u8]) {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(token);
+        let proxy = SimProxy {
+            requires: Some(format!("Negotiate {encoded}")),
+            socks: None,
+            challenge: Some("Negotiate".to_string()),
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -371,6 +397,7 @@ impl Sim {
         let proxy = SimProxy {
             requires: None,
             socks: Some(auth.map(|(u, p)| (u.to_string(), p.to_string()))),
+            challenge: None,
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -427,6 +454,23 @@ impl Sim {
     /// The NTLM acceptor of a server set up with [`Sim::ntlm`].
     pub fn ntlm_peer(&self, host: &str, port: u16) -> Option<&NtlmPeer> {
         self.ntlm
+            .get(&(host.to_string(), port))
+            .map(|(peer, _)| peer)
+    }
+
+    /// Puts `http(s)://host:port/path` behind Negotiate (Kerberos) with `peer`; the first call
+    /// for a server sets its acceptor.
+    pub fn kerberos(&mut self, host: &str, port: u16, path: &str, peer: KerberosPeer) {
+        let (_, paths) = self
+            .kerberos
+            .entry((host.to_string(), port))
+            .or_insert_with(|| (peer, Vec::new()));
+        paths.push(path.to_string());
+    }
+
+    /// The Negotiate acceptor of a server set up with [`Sim::kerberos`].
+    pub fn kerberos_peer(&self, host: &str, port: u16) -> Option<&KerberosPeer> {
+        self.kerberos
             .get(&(host.to_string(), port))
             .map(|(peer, _)| peer)
     }
@@ -1020,6 +1064,30 @@ impl Sim {
                 };
                 self.later(Input::CrlFetched { now, url, result });
             }
+            Action::SecurityToken {
+                job,
+                conn,
+                target,
+                service,
+                input,
+            } => {
+                let input = input.map(|b| b.to_vec());
+                let result = self.gss.step(&service, input.as_deref());
+                self.token_requests.push(TokenAsked {
+                    job,
+                    conn,
+                    target,
+                    service,
+                    input,
+                });
+                self.later(Input::SecurityToken {
+                    now,
+                    job,
+                    conn,
+                    target,
+                    result,
+                });
+            }
             other => panic!("the simulation does not know {other:?}"),
         }
     }
@@ -1074,6 +1142,19 @@ impl Sim {
         {
             if let Verdict::Challenge(token) = peer.judge(conn, seen.header("authorization")) {
                 let value = token.map_or("NTLM".to_string(), |t| format!("NTLM {t}"));
+                let extra = vec![("WWW-Authenticate".to_string(), value)];
+                let data = Bytes::from(status_response(401, &extra));
+                self.later(Input::Received { now, conn, data });
+                return;
+            }
+        }
+        if let Some((peer, _)) = self
+            .kerberos
+            .get_mut(&key)
+            .filter(|(_, paths)| paths.contains(&path))
+        {
+            if let Verdict::Challenge(token) = peer.judge(conn, seen.header("authorization")) {
+                let value = token.map_or("Negotiate".to_string(), |t| format!("Negotiate {t}"));
                 let extra = vec![("WWW-Authenticate".to_string(), value)];
                 let data = Bytes::from(status_response(401, &extra));
                 self.later(Input::Received { now, conn, data });
@@ -1238,10 +1319,11 @@ impl Sim {
         }
         if let Some(required) = &proxy.requires {
             if seen.header("proxy-authorization") != Some(required.as_str()) {
-                let extra = vec![(
-                    "Proxy-Authenticate".to_string(),
-                    "Basic realm=\"proxy\"".to_string(),
-                )];
+                let challenge = proxy
+                    .challenge
+                    .as_deref()
+                    .unwrap_or("Basic realm=\"proxy\"");
+                let extra = vec![("Proxy-Authenticate".to_string(), challenge.to_string())];
                 let data = Bytes::from(status_response(407, &extra));
                 self.later(Input::Received { now, conn, data });
                 return ProxyAnswer::Done;

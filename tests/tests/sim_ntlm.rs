@@ -1,12 +1,12 @@
 //! NTLM and Negotiate in the simulation: the three-leg exchange on one keep-alive connection
 //! against a real (sspi) acceptor, the 401 bodies read to their end, rejection, the pool key
-//! that keeps an authenticated connection to its job, and implicit credentials.
+//! that keeps an authenticated connection to its job (implicit credentials: sim_kerberos.rs).
 
 use std::path::Path;
 
 use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials, Secret};
 use backhaul_core::{HResult, JobId, JobState};
-use backhaul_tests::sim::{Reply, Resource, Sim};
+use backhaul_tests::sim::{Resource, Sim};
 
 const BG_E_HTTP_ERROR_401: HResult = HResult(0x8019_0191);
 
@@ -174,27 +174,6 @@ fn a_challenge_the_job_has_no_ntlm_credentials_for_is_error_401() {
     assert_eq!(code, BG_E_HTTP_ERROR_401);
     assert!(why.contains("NTLM"), "{why}");
     assert_eq!(sim.requests.len(), 1);
-}
-
-#[test]
-fn implicit_negotiate_credentials_fail_with_the_kinit_hint() {
-    let mut sim = Sim::new(12);
-    sim.serve("intranet.test", 80, "/k", Resource::new(body(10), "k"));
-    sim.script(
-        "intranet.test",
-        80,
-        "/k",
-        vec![Reply::Status(
-            401,
-            vec![("WWW-Authenticate".into(), "Negotiate".into())],
-        )],
-    );
-    let implicit = Credentials::implicit(AuthTarget::Server, AuthScheme::Negotiate).unwrap();
-    let job = job_with(&mut sim, &["/k"], Some(implicit));
-    sim.drive_to_state(job, JobState::Error);
-    let (code, why) = error_of(&sim, job);
-    assert_eq!(code, BG_E_HTTP_ERROR_401);
-    assert!(why.contains("no Kerberos ticket: run kinit"), "{why}");
 }
 
 #[test]

@@ -14,10 +14,11 @@
 //! cryptographic nonces that must be unpredictable, which the engine's seeded (deterministic)
 //! RNG must not be asked to be. docs/auth.md records the decision.
 //!
-//! Negotiate is answered with SPNEGO carrying NTLM. Kerberos inside SPNEGO needs the KDC (a
-//! network exchange) and, for implicit credentials, the credential cache (a file): neither
-//! can happen in this pure crate, so a Negotiate answer with implicit credentials is refused
-//! with a clear error (docs/auth.md, "Kerberos").
+//! Negotiate with a password is answered with SPNEGO carrying NTLM. Kerberos needs the KDC (a
+//! network exchange) and, for implicit credentials, the credential cache (a file): neither can
+//! happen in this pure crate, so Negotiate as the logged-on user never gets here — the engine
+//! asks the driver's GSS-API for its tokens (engine/kerberos.rs, docs/auth.md "Kerberos").
+//! Implicit NTLM has no password to answer with and is refused with a clear error.
 
 use std::fmt;
 
@@ -44,9 +45,9 @@ pub enum ContextError {
     NotConnectionBound(AuthScheme),
     /// Implicit credentials (the logged-on user) need Kerberos from the credential cache.
     #[error(
-        "{0} with implicit credentials needs a Kerberos ticket from the credential cache, and \
-         this build answers {0} only with an explicit user name and password (no Kerberos \
-         ticket: run kinit, or set explicit credentials)"
+        "{0} with implicit credentials (the logged-on user) has no password to answer with: \
+         only Negotiate answers as the logged-on user, with a Kerberos ticket (run kinit and \
+         set implicit Negotiate credentials), or set explicit credentials"
     )]
     Implicit(AuthScheme),
     /// The user name is not one NTLM can carry.

@@ -74,6 +74,14 @@ impl ConnAuths {
             AuthTarget::Proxy => &mut self.proxy,
         }
     }
+
+    /// Puts back a token taken for a request that did not go out (another party's token is
+    /// still awaited from the driver).
+    pub(super) fn restore(&mut self, target: AuthTarget, token: Secret) {
+        if let Some(running) = self.slot(target) {
+            running.pending = Some(token);
+        }
+    }
 }
 
 /// One exchange on one connection.
@@ -94,6 +102,9 @@ pub(super) enum ConnAnswer {
     Header(AuthScheme, Secret),
     /// Nothing: the connection is already authenticated.
     Authenticated,
+    /// Nothing yet: the driver is producing the token (`Action::SecurityToken`); the request
+    /// goes out when it comes (engine/kerberos.rs).
+    Waiting,
     /// No answer can be made; the job fails with this.
     Failed(JobError),
 }
@@ -165,6 +176,13 @@ impl Engine {
             return ConnAnswer::NotConnectionBound;
         };
         let scheme = *scheme;
+        // Negotiate as the logged-on user: Kerberos through the driver.
+        if let Some(answer) = self.system_authorization(id, conn, party, target, scheme) {
+            return answer;
+        }
+        let Some(job) = self.jobs.get(&id) else {
+            return ConnAnswer::NotConnectionBound;
+        };
         let Some(c) = self.conns.get_mut(&conn) else {
             return ConnAnswer::NotConnectionBound;
         };
@@ -245,6 +263,9 @@ impl Engine {
         target: AuthTarget,
         challenges: &[Challenge],
     ) -> bool {
+        if let Some(handled) = self.continue_system_auth(id, conn, target, challenges) {
+            return handled;
+        }
         let Some(running) = self
             .conns
             .get_mut(&conn)
@@ -309,6 +330,9 @@ impl Engine {
     pub(super) fn auth_drained(&mut self, id: JobId, conn: ConnId, reusable: bool) {
         let keeps = reusable && self.conns.get(&conn).is_some_and(|c| c.parser.is_idle());
         if keeps {
+            if self.system_token_awaited(conn) {
+                return; // the driver's token sends it (engine/kerberos.rs)
+            }
             return self.send_request(id, conn);
         }
         // Whose exchange was cut short: the proxy's when its answer is the one waiting.

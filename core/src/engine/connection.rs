@@ -19,6 +19,7 @@ use crate::time::Timestamp;
 use crate::tls;
 
 use super::auth::{origin_key, AuthBinding, ConnAnswer, ConnAuths};
+use super::kerberos::SystemAuths;
 use super::proxy::{needs_tunnel, TunnelPhase};
 use super::transfer::{remote_error, Phase};
 use super::{ranged, Engine};
@@ -59,6 +60,14 @@ impl Origin {
     }
 }
 
+/// Why a request cannot go out now.
+pub(super) enum Held {
+    /// The job fails with this.
+    Failed(JobError),
+    /// A token is being produced by the driver; the request goes out when it comes.
+    Waiting,
+}
+
 /// A connection the engine asked for.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -74,6 +83,8 @@ pub(crate) struct Conn {
     pub(super) verdict_pending: Option<[u8; 32]>,
     /// NTLM / Negotiate exchanges running on (or done on) this connection.
     pub(super) auth: ConnAuths,
+    /// Negotiate exchanges as the logged-on user, run by the driver's GSS-API.
+    pub(super) gss: SystemAuths,
     /// Connect timeout, receive timeout, or idle expiry, depending on `user`.
     pub(crate) deadline: Timestamp,
 }
@@ -145,6 +156,7 @@ impl Engine {
                 user: ConnUser::Connecting(id),
                 verdict_pending: None,
                 auth: ConnAuths::default(),
+                gss: SystemAuths::default(),
                 deadline: now.saturating_add(self.config.connect_timeout),
             },
         );
@@ -250,7 +262,8 @@ impl Engine {
     pub(super) fn send_request(&mut self, id: JobId, conn: ConnId) {
         let authorization = match self.request_authorization(id, conn) {
             Ok(authorization) => authorization,
-            Err(error) => return self.fail(id, error, Severity::Fatal, None),
+            Err(Held::Waiting) => return,
+            Err(Held::Failed(error)) => return self.fail(id, error, Severity::Fatal, None),
         };
         let forward_proxy = self.conns.get(&conn).and_then(|c| match &c.via {
             Route::Proxy(p) if c.tunnel.is_none() => Some(p.clone()),
@@ -265,7 +278,14 @@ impl Engine {
                     .unwrap_or_default();
                 match self.proxy_authorization(id, conn, proxy, "GET", &target) {
                     Ok(answer) => answer,
-                    Err(error) => return self.fail(id, error, Severity::Fatal, None),
+                    Err(Held::Waiting) => {
+                        // The server's token, if one was taken, waits with the request.
+                        if let Some((scheme, token)) = authorization {
+                            self.restore_token(conn, AuthTarget::Server, scheme, token);
+                        }
+                        return;
+                    }
+                    Err(Held::Failed(error)) => return self.fail(id, error, Severity::Fatal, None),
                 }
             }
         };
@@ -557,7 +577,7 @@ impl Engine {
         &mut self,
         id: JobId,
         conn: ConnId,
-    ) -> Result<Option<(AuthScheme, Secret)>, JobError> {
+    ) -> Result<Option<(AuthScheme, Secret)>, Held> {
         let Some(job) = self.jobs.get(&id) else {
             return Ok(None);
         };
@@ -573,11 +593,33 @@ impl Engine {
         match self.connection_authorization(id, conn, &party, AuthTarget::Server) {
             ConnAnswer::Header(scheme, value) => Ok(Some((scheme, value))),
             ConnAnswer::Authenticated => Ok(None),
-            ConnAnswer::Failed(error) => Err(error),
+            ConnAnswer::Waiting => Err(Held::Waiting),
+            ConnAnswer::Failed(error) => Err(Held::Failed(error)),
             ConnAnswer::NotConnectionBound => {
                 let target = url[Position::BeforePath..Position::AfterQuery].to_string();
                 Ok(self.authorization_for(id, &party, AuthTarget::Server, "GET", &target))
             }
+        }
+    }
+
+    /// Puts a connection-bound token back on `conn` for a request that did not go out.
+    fn restore_token(
+        &mut self,
+        conn: ConnId,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        token: Secret,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match scheme {
+            AuthScheme::Ntlm | AuthScheme::Negotiate if c.gss.holds(target) => {
+                c.gss.restore(target, token);
+            }
+            AuthScheme::Ntlm | AuthScheme::Negotiate => c.auth.restore(target, token),
+            // Basic and Digest are computed afresh for each request.
+            _ => {}
         }
     }
 

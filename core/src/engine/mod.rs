@@ -19,6 +19,7 @@ mod checkpoint;
 mod commands;
 mod connection;
 mod failure;
+mod kerberos;
 mod notify_cmd;
 mod proxy;
 mod ranged;
@@ -317,6 +318,13 @@ impl Engine {
             Input::FileSynced { job, file, len, .. } => self.handle_file_synced(job, file, len),
             Input::FileCommitted { job, file, .. } => self.handle_file_committed(job, file),
             Input::CrlFetched { url, result, .. } => self.handle_crl_fetched(&url, result),
+            Input::SecurityToken {
+                job,
+                conn,
+                target,
+                result,
+                ..
+            } => self.handle_security_token(job, conn, target, result),
         }
         self.schedule_if_needed();
     }

@@ -26,7 +26,7 @@ use crate::proxy::socks5::{Socks5Error, Socks5Handshake, Step};
 use crate::proxy::{ProxyEndpoint, ProxyKind, Route};
 
 use super::auth::{proxy_key, ConnAnswer};
-use super::connection::{ConnUser, Origin};
+use super::connection::{ConnUser, Held, Origin};
 use super::response::is_transient_status;
 use super::transfer::{remote_error, Phase};
 use super::Engine;
@@ -68,7 +68,15 @@ impl Engine {
         let (phase, bytes) = match proxy.kind {
             ProxyKind::Http => match self.connect_request(id, conn, &proxy, &origin) {
                 Ok(bytes) => (TunnelPhase::Connect, bytes),
-                Err(error) => return self.fail(id, error, Severity::Fatal, None),
+                // The proxy's Kerberos token is being made: `handle_security_token` opens the
+                // tunnel again once it comes, seeing the connection in its CONNECT phase.
+                Err(Held::Waiting) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.tunnel = Some(TunnelPhase::Connect);
+                    }
+                    return;
+                }
+                Err(Held::Failed(error)) => return self.fail(id, error, Severity::Fatal, None),
             },
             ProxyKind::Socks5 => {
                 let auth = proxy.auth.as_ref().map(|a| (a.user.as_str(), &a.password));
@@ -101,7 +109,7 @@ impl Engine {
         conn: ConnId,
         proxy: &ProxyEndpoint,
         origin: &Origin,
-    ) -> Result<Bytes, JobError> {
+    ) -> Result<Bytes, Held> {
         let authority = origin.authority();
         let answer = self.proxy_authorization(id, conn, proxy, "CONNECT", &authority)?;
         if let Some(fetch) = self.fetch_mut(id) {
@@ -122,7 +130,7 @@ impl Engine {
         let mut buf = BytesMut::with_capacity(256);
         request.encode(&mut buf).map_err(|e| {
             let why = format!("cannot ask {proxy} for a tunnel to {authority}: {e}");
-            remote_error(codes::BG_E_INVALID_PROXY_INFO, why)
+            Held::Failed(remote_error(codes::BG_E_INVALID_PROXY_INFO, why))
         })?;
         Ok(buf.freeze())
     }
@@ -138,12 +146,13 @@ impl Engine {
         proxy: &ProxyEndpoint,
         method: &str,
         uri: &str,
-    ) -> Result<Option<(AuthScheme, Secret)>, JobError> {
+    ) -> Result<Option<(AuthScheme, Secret)>, Held> {
         let party = proxy_key(proxy);
         match self.connection_authorization(id, conn, &party, AuthTarget::Proxy) {
             ConnAnswer::Header(scheme, value) => Ok(Some((scheme, value))),
             ConnAnswer::Authenticated => Ok(None),
-            ConnAnswer::Failed(error) => Err(error),
+            ConnAnswer::Waiting => Err(Held::Waiting),
+            ConnAnswer::Failed(error) => Err(Held::Failed(error)),
             ConnAnswer::NotConnectionBound => {
                 Ok(self.authorization_for(id, &party, AuthTarget::Proxy, method, uri))
             }

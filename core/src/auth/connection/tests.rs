@@ -144,11 +144,15 @@ fn negotiate_with_a_password_starts_an_spnego_token() {
 }
 
 #[test]
-fn implicit_credentials_are_refused_with_the_kinit_hint() {
-    let implicit = Credentials::implicit(AuthTarget::Server, AuthScheme::Negotiate).unwrap();
-    let err = ConnectionContext::new(AuthScheme::Negotiate, &implicit).unwrap_err();
-    assert_eq!(err, ContextError::Implicit(AuthScheme::Negotiate));
-    assert!(err.to_string().contains("no Kerberos ticket: run kinit"));
+fn implicit_ntlm_is_refused_with_the_kinit_hint() {
+    let implicit = Credentials::implicit(AuthTarget::Server, AuthScheme::Ntlm).unwrap();
+    let err = ConnectionContext::new(AuthScheme::Ntlm, &implicit).unwrap_err();
+    assert_eq!(err, ContextError::Implicit(AuthScheme::Ntlm));
+    let why = err.to_string();
+    assert!(
+        why.contains("run kinit") && why.contains("Negotiate"),
+        "{why}"
+    );
 }
 
 #[test]
