@@ -60,13 +60,7 @@ pub fn http_response(data: &[u8]) {
     let bytes: Vec<&[u8]> = wire.chunks(1).collect();
     let bytewise = parse_pieces(limits, methods, &bytes, eof);
     assert_eq!(whole, bytewise, "byte-at-a-time differs from whole");
-    let splits: Vec<usize> = if wire.len() <= EVERY_SPLIT_UP_TO {
-        (0..=wire.len()).collect()
-    } else {
-        let at = usize::from(header) * wire.len() / 256;
-        vec![at.saturating_sub(1), at, at + 1]
-    };
-    for at in splits.into_iter().filter(|at| *at <= wire.len()) {
+    for at in split_points(wire.len(), header) {
         let (a, b) = wire.split_at(at);
         let split = parse_pieces(limits, methods, &[a, b], eof);
         assert_eq!(whole, split, "split at {at} differs from whole");
@@ -75,6 +69,19 @@ pub fn http_response(data: &[u8]) {
 
 /// Inputs up to this long are split at every point.
 const EVERY_SPLIT_UP_TO: usize = 64;
+
+/// Where to split `len` bytes in two: every point up to [`EVERY_SPLIT_UP_TO`] bytes; beyond, a
+/// point derived from `seed` (a byte of the input) and its neighbours.
+fn split_points(len: usize, seed: u8) -> Vec<usize> {
+    if len <= EVERY_SPLIT_UP_TO {
+        return (0..=len).collect();
+    }
+    let at = usize::from(seed) * len / 256;
+    [at.saturating_sub(1), at, at + 1]
+        .into_iter()
+        .filter(|at| *at <= len)
+        .collect()
+}
 
 /// A response event with the body merged, so different splits compare equal.
 #[derive(Debug, PartialEq, Eq)]
@@ -385,7 +392,8 @@ pub fn proxy_settings(data: &[u8]) {
 }
 
 /// A SOCKS5 proxy's replies, split anywhere: the handshake never panics, and the same bytes
-/// fed whole or one at a time lead to the same steps and the same outcome.
+/// fed whole, one at a time, or split in two at every point lead to the same steps and the
+/// same outcome.
 pub fn socks5_reply(data: &[u8]) {
     use backhaul_core::proxy::socks5::{Socks5Handshake, Step};
     use backhaul_core::proxy::ProxyPassword;
@@ -428,10 +436,15 @@ pub fn socks5_reply(data: &[u8]) {
         whole, bytewise,
         "the handshake depends on how the replies were split"
     );
+    for at in split_points(data.len(), data.last().copied().unwrap_or(0)) {
+        let (a, b) = data.split_at(at);
+        let split: Vec<String> = steps(&mut [a, b].into_iter()).iter().map(kind).collect();
+        assert_eq!(whole, split, "split at {at} differs from whole");
+    }
 }
 
-/// `multipart/byteranges` bodies: whole, byte by byte and split in two give the same parts and
-/// the same verdict; nothing panics.
+/// `multipart/byteranges` bodies: whole, byte by byte and split in two at every point give the
+/// same parts and the same verdict; nothing panics.
 pub fn byteranges(data: &[u8]) {
     use backhaul_core::http::{ByterangesParser, PartEvent};
     let run = |chunks: &mut dyn Iterator<Item = &[u8]>| {
@@ -465,8 +478,9 @@ pub fn byteranges(data: &[u8]) {
     }
     let whole = run(&mut std::iter::once(data));
     let bytewise = run(&mut data.chunks(1));
-    let cut = data.len() / 3;
-    let split = run(&mut [&data[..cut], &data[cut..]].into_iter());
     assert_eq!(whole, bytewise, "byte by byte differs from whole");
-    assert_eq!(whole, split, "split at {cut} differs from whole");
+    for at in split_points(data.len(), data.last().copied().unwrap_or(0)) {
+        let split = run(&mut [&data[..at], &data[at..]].into_iter());
+        assert_eq!(whole, split, "split at {at} differs from whole");
+    }
 }
