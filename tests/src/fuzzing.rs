@@ -342,7 +342,13 @@ fn is_guid(text: &str) -> bool {
 pub fn auth_challenge(data: &[u8]) {
     use backhaul_core::auth::{parse_challenges, parse_fields, DigestState, Secret};
     let text = String::from_utf8_lossy(data);
-    let (first, second) = text.split_at(text.len() / 2 - (text.len() / 2 % 4).min(text.len() / 2));
+    // Split near the middle, at a character boundary (the lossy text may hold U+FFFD, three
+    // bytes: splitting inside it was this body's own panic, fuzz/regressions/auth_challenge/).
+    let mut middle = text.len() / 2 - (text.len() / 2 % 4);
+    while !text.is_char_boundary(middle) {
+        middle -= 1;
+    }
+    let (first, second) = text.split_at(middle);
     let Ok(challenges) = parse_challenges(&text) else {
         let _ = parse_fields([first, second]);
         return;
@@ -563,7 +569,7 @@ pub fn daemon_protocol(data: &[u8]) {
 fn request_lines(pieces: &[&[u8]], max: usize, capacity: usize) -> Vec<Option<Vec<u8>>> {
     use backhaul_cli::requests::{read_line, ReadLine};
     use std::future::Future as _;
-    let stream = Pieces(pieces.iter().filter(|p| !p.is_empty()).map(|p| p.to_vec()).collect());
+    let stream = Pieces(pieces.iter().copied().filter(|p| !p.is_empty()).collect());
     let mut reader = tokio::io::BufReader::with_capacity(capacity, stream);
     let mut lines = Vec::new();
     loop {
@@ -585,9 +591,9 @@ fn request_lines(pieces: &[&[u8]], max: usize, capacity: usize) -> Vec<Option<Ve
 }
 
 /// A stream that hands out one piece per read (never an empty one: that would be its end).
-struct Pieces(std::collections::VecDeque<Vec<u8>>);
+struct Pieces<'a>(std::collections::VecDeque<&'a [u8]>);
 
-impl tokio::io::AsyncRead for Pieces {
+impl tokio::io::AsyncRead for Pieces<'_> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
@@ -596,7 +602,7 @@ impl tokio::io::AsyncRead for Pieces {
         if let Some(piece) = self.0.front_mut() {
             let n = piece.len().min(buf.remaining());
             buf.put_slice(&piece[..n]);
-            piece.drain(..n);
+            *piece = &piece[n..];
             if piece.is_empty() {
                 self.0.pop_front();
             }
