@@ -133,7 +133,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_last_line_without_newline_is_answered() {
-        assert_eq!(lines(b"x\ny").await, [(ReadLine::Line, 1), (ReadLine::Line, 1)]);
+        assert_eq!(
+            lines(b"x\ny").await,
+            [(ReadLine::Line, 1), (ReadLine::Line, 1)]
+        );
     }
 
     #[test]
@@ -144,7 +147,10 @@ mod tests {
         };
         let bad = decode(b"{\"v\":1,\"id\":3,\"op\":\"format_disk\"}").unwrap_err();
         assert_eq!(bad.id, 0);
-        assert!(message(&bad).contains("unknown variant `format_disk`"), "{bad:?}");
+        assert!(
+            message(&bad).contains("unknown variant `format_disk`"),
+            "{bad:?}"
+        );
         let future = decode(b"{\"v\":2,\"id\":3,\"op\":\"hello\"}").unwrap_err();
         assert_eq!(future.id, 3);
         assert!(message(&future).contains("E_NOTIMPL"), "{future:?}");

@@ -540,8 +540,7 @@ pub fn daemon_protocol(data: &[u8]) {
                     reply
                 }
                 Ok(request) => {
-                    let outcome = match backhaul_cli::ops::apply(&mut engine, &caller, request.op)
-                    {
+                    let outcome = match backhaul_cli::ops::apply(&mut engine, &caller, request.op) {
                         Ok(value) => Outcome::Ok(value),
                         Err(e) => Outcome::Error(e.into()),
                     };
@@ -615,7 +614,10 @@ impl tokio::io::AsyncRead for Pieces<'_> {
 fn error_message(reply: &backhaul_cli::protocol::Reply) -> &str {
     match &reply.outcome {
         backhaul_cli::protocol::Outcome::Error(e) => {
-            assert!(e.hresult.starts_with("0x") && e.hresult.len() == 10, "{e:?}");
+            assert!(
+                e.hresult.starts_with("0x") && e.hresult.len() == 10,
+                "{e:?}"
+            );
             &e.message
         }
         other => panic!("expected an error reply, got {other:?}"),

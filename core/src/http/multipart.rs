@@ -460,7 +460,10 @@ mod tests {
             for cut in 0..=body.len() {
                 assert_eq!(verdict(&[cut]).unwrap_err(), whole, "cut at {cut}");
             }
-            assert_eq!(verdict(&(1..body.len()).collect::<Vec<_>>()).unwrap_err(), whole);
+            assert_eq!(
+                verdict(&(1..body.len()).collect::<Vec<_>>()).unwrap_err(),
+                whole
+            );
         }
     }
 
