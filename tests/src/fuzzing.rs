@@ -363,13 +363,30 @@ pub fn auth_challenge(data: &[u8]) {
         if let Ok(mut state) = DigestState::from_challenge(challenge) {
             let one = state.authorization("GET", "/a", "user", &password, "c1");
             let two = state.authorization("GET", "/a", "user", &password, "c2");
-            assert!(one.expose().contains("nc=00000001") || !one.expose().contains("nc="));
-            assert!(two.expose().contains("nc=00000002") || !two.expose().contains("nc="));
+            // Outside quoted values only: a nonce may itself hold "nc=" (fuzz/regressions/).
+            let (one, two) = (outside_quotes(one.expose()), outside_quotes(two.expose()));
+            assert!(one.contains("nc=00000001") || !one.contains("nc="), "{one}");
+            assert!(two.contains("nc=00000002") || !two.contains("nc="), "{two}");
             for next in &challenges {
                 let _ = state.update(next);
             }
         }
     }
+}
+
+/// `header` with every quoted string's content (escapes included) left out.
+fn outside_quotes(header: &str) -> String {
+    let (mut out, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in header.chars() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, _, '"') => quoted = !quoted,
+            (true, false, _) => {}
+            (false, _, c) => out.push(c),
+        }
+    }
+    out
 }
 
 /// Proxy settings and the environment: arbitrary lists, bypass lists and variables route any
