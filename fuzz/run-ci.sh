@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-20}"
-targets=(http_response job_record security_flags redirect_location engine_ops job_id auth_challenge proxy_settings socks5_reply byteranges)
+targets=(http_response job_record security_flags redirect_location engine_ops job_id auth_challenge proxy_settings socks5_reply byteranges daemon_protocol ntlm_challenge)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz --version 0.13.2

@@ -7,11 +7,13 @@
 mod client;
 mod credentials;
 mod daemon;
-mod protocol;
 mod report;
 mod security;
 mod transfer;
 mod verbs;
+
+/// The wire protocol lives in the library half of this package (`src/lib.rs`).
+use backhaul_cli::protocol;
 
 use std::ffi::OsString;
 use std::io::Write;

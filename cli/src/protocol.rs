@@ -12,26 +12,27 @@ use backhaul_core::{BitsError, HResult, JobError, JobInfo};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub(crate) const VERSION: u32 = 1;
+pub const VERSION: u32 = 1;
 /// The longest request line the daemon reads, newline included.
-pub(crate) const MAX_LINE: usize = 64 * 1024;
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// One request: `{"v":1,"id":7,"op":"resume","job":"…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Request {
+pub struct Request {
     /// Protocol version; a daemon refuses versions it does not speak.
-    pub(crate) v: u32,
+    pub v: u32,
     /// Chosen by the client, echoed in the reply.
-    pub(crate) id: u64,
+    pub id: u64,
     /// What to do.
     #[serde(flatten)]
-    pub(crate) op: Op,
+    pub op: Op,
 }
 
 /// The operations: bitsadmin's verbs. `job` is a job id (GUID) or a display name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum Op {
+#[allow(missing_docs)] // Each field is the JSON member of its name, as docs/daemon.md describes.
+pub enum Op {
     /// The daemon's version and the caller it sees.
     Hello,
     /// `/create`: a download job owned by the caller.
@@ -118,7 +119,7 @@ pub(crate) enum Op {
 /// authenticated by the kernel), never in a Debug output.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub(crate) struct WirePassword(pub(crate) String);
+pub struct WirePassword(pub String);
 
 impl std::fmt::Debug for WirePassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,20 +129,20 @@ impl std::fmt::Debug for WirePassword {
 
 /// One reply: `{"v":1,"id":7,"ok":…}` or `{"v":1,"id":7,"error":{…}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Reply {
+pub struct Reply {
     /// Protocol version.
-    pub(crate) v: u32,
+    pub v: u32,
     /// The request's id (0 when the request could not be read).
-    pub(crate) id: u64,
+    pub id: u64,
     /// The outcome.
     #[serde(flatten)]
-    pub(crate) outcome: Outcome,
+    pub outcome: Outcome,
 }
 
 /// What a request led to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Done; the value depends on the operation.
     Ok(serde_json::Value),
     /// Refused.
@@ -150,18 +151,18 @@ pub(crate) enum Outcome {
 
 /// A refusal on the wire: BITS' code, by value and by name, and the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct WireError {
+pub struct WireError {
     /// The HRESULT, e.g. `0x80200001`.
-    pub(crate) hresult: String,
+    pub hresult: String,
     /// Its name, e.g. `BG_E_NOT_FOUND` (or the hex value when it has none).
-    pub(crate) name: String,
+    pub name: String,
     /// What was wrong.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 impl WireError {
     /// A refusal with `code`.
-    pub(crate) fn new(code: HResult, message: impl Into<String>) -> Self {
+    pub fn new(code: HResult, message: impl Into<String>) -> Self {
         Self {
             hresult: format!("0x{:08X}", code.0),
             name: code.name_or_hex(),
@@ -184,7 +185,7 @@ impl std::fmt::Display for WireError {
 
 /// Parses bitsadmin's range list: `offset:length[,offset:length…]`, `eof` as a length for a
 /// range to the end of the file (BG_LENGTH_TO_EOF).
-pub(crate) fn parse_ranges(text: &str) -> Result<Vec<FileRange>, BitsError> {
+pub fn parse_ranges(text: &str) -> Result<Vec<FileRange>, BitsError> {
     let invalid = |why: String| BitsError::new(backhaul_core::codes::E_INVALIDARG, why);
     text.split(',')
         .map(str::trim)
@@ -208,7 +209,7 @@ pub(crate) fn parse_ranges(text: &str) -> Result<Vec<FileRange>, BitsError> {
 }
 
 /// A job as `/info` and `/list /verbose` show it (everything BITS' /info and /get* show).
-pub(crate) fn job_json(info: &JobInfo) -> serde_json::Value {
+pub fn job_json(info: &JobInfo) -> serde_json::Value {
     let files: Vec<serde_json::Value> = info
         .files
         .iter()

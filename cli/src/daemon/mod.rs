@@ -6,7 +6,6 @@
 //! kernel reports for the peer (`SO_PEERCRED`): a user sees and changes only their own jobs,
 //! root sees all. The protocol is in [`crate::protocol`] and `docs/daemon.md`.
 
-mod ops;
 pub(crate) mod socket;
 
 use std::path::PathBuf;
@@ -14,10 +13,12 @@ use std::sync::Arc;
 
 use backhaul_core::{Caller, Owner};
 use backhaul_tokio::{DriverConfig, Manager, StoreLocation};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::protocol::{Outcome, Reply, Request, WireError, MAX_LINE, VERSION};
+use crate::protocol::{Outcome, Reply, WireError, MAX_LINE, VERSION};
+use backhaul_cli::ops;
+use backhaul_cli::requests::{self, error_reply, ReadLine};
 
 /// How the daemon was asked to run.
 #[derive(Clone, Debug)]
@@ -110,44 +111,23 @@ impl Daemon {
         let mut line = Vec::with_capacity(1024);
         loop {
             line.clear();
-            let reply = match read_line(&mut reader, &mut line).await {
+            let reply = match requests::read_line(&mut reader, &mut line, MAX_LINE).await {
                 Ok(ReadLine::Eof) => return,
-                Ok(ReadLine::TooLong) => error_reply(
-                    0,
-                    WireError::new(
-                        backhaul_core::codes::E_INVALIDARG,
-                        format!("the request is longer than {MAX_LINE} bytes"),
-                    ),
-                ),
+                Ok(ReadLine::TooLong) => requests::too_long(MAX_LINE),
                 Ok(ReadLine::Line) => self.answer(&caller, &line).await,
                 Err(e) => return tracing::debug!("client read failed: {e}"),
             };
-            let mut out = serde_json::to_vec(&reply).expect("a reply always encodes");
-            out.push(b'\n');
-            if write.write_all(&out).await.is_err() {
+            if write.write_all(&requests::encode(&reply)).await.is_err() {
                 return;
             }
         }
     }
 
     async fn answer(&self, caller: &Caller, line: &[u8]) -> Reply {
-        let request: Request = match serde_json::from_slice(line) {
+        let request = match requests::decode(line) {
             Ok(request) => request,
-            Err(e) => {
-                let why = format!("not a request: {e}");
-                return error_reply(0, WireError::new(backhaul_core::codes::E_INVALIDARG, why));
-            }
+            Err(reply) => return reply,
         };
-        if request.v != VERSION {
-            let why = format!(
-                "protocol version {} is not spoken here ({VERSION} is)",
-                request.v
-            );
-            return error_reply(
-                request.id,
-                WireError::new(backhaul_core::codes::E_NOTIMPL, why),
-            );
-        }
         if !self.system && caller.owner.0 != format!("uid:{}", self.uid) {
             let why = "this per-user daemon serves only its own user".to_string();
             return error_reply(
@@ -155,62 +135,19 @@ impl Daemon {
                 WireError::new(backhaul_core::codes::E_ACCESSDENIED, why),
             );
         }
-        let outcome = match ops::handle(&self.manager, caller, request.op).await {
-            Ok(value) => Outcome::Ok(value),
-            Err(e) => Outcome::Error(e),
+        let (who, op) = (caller.clone(), request.op);
+        let outcome = match self.manager.call(move |e| ops::apply(e, &who, op)).await {
+            Ok(Ok(value)) => Outcome::Ok(value),
+            Ok(Err(e)) => Outcome::Error(e.into()),
+            Err(e) => Outcome::Error(WireError::new(
+                backhaul_core::codes::E_UNEXPECTED,
+                e.to_string(),
+            )),
         };
         Reply {
             v: VERSION,
             id: request.id,
             outcome,
-        }
-    }
-}
-
-fn error_reply(id: u64, error: WireError) -> Reply {
-    Reply {
-        v: VERSION,
-        id,
-        outcome: Outcome::Error(error),
-    }
-}
-
-enum ReadLine {
-    Line,
-    TooLong,
-    Eof,
-}
-
-/// Reads one line (without its newline) of at most [`MAX_LINE`] bytes; a longer one is read to
-/// its end and discarded, so the next request starts clean.
-async fn read_line(
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    line: &mut Vec<u8>,
-) -> std::io::Result<ReadLine> {
-    let n = (&mut *reader)
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', line)
-        .await?;
-    if n == 0 {
-        return Ok(ReadLine::Eof);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        return Ok(ReadLine::Line);
-    }
-    if n < MAX_LINE {
-        // End of stream in the middle of a line: answer what arrived.
-        return Ok(ReadLine::Line);
-    }
-    let mut rest = Vec::new();
-    loop {
-        rest.clear();
-        let n = (&mut *reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut rest)
-            .await?;
-        if n == 0 || rest.last() == Some(&b'\n') {
-            return Ok(ReadLine::TooLong);
         }
     }
 }

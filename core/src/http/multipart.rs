@@ -232,16 +232,25 @@ impl ByterangesParser {
                 self.state = State::PartHead;
             }
             State::PartHead => {
+                // Judged before looking for the head's end, and with one message for both
+                // ways of being too long, so the verdict does not depend on how the bytes
+                // were split (fuzz/regressions/byteranges/).
+                if p.starts_with(b"\r\n") {
+                    return error("a part head is empty: the part has no Content-Range");
+                }
+                let too_long = || {
+                    error(format!(
+                        "a part head is too long (more than {MAX_PART_HEAD_BYTES} bytes)"
+                    ))
+                };
                 let Some(end) = p.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    if p.len() > MAX_PART_HEAD_BYTES || p.starts_with(b"\r\n") {
-                        return error("a part head is too long or has no Content-Range");
+                    if p.len() > MAX_PART_HEAD_BYTES {
+                        return too_long();
                     }
                     return Ok(false);
                 };
                 if end + 4 > MAX_PART_HEAD_BYTES {
-                    return error(format!(
-                        "a part head is longer than {MAX_PART_HEAD_BYTES} bytes"
-                    ));
+                    return too_long();
                 }
                 let event = part_head(&p[..end])?;
                 let PartEvent::Part {
@@ -427,6 +436,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("too long"));
+    }
+
+    #[test]
+    fn a_part_head_gets_the_same_verdict_however_it_is_split() {
+        // Found by the byteranges fuzz target: a head starting with CRLF, whose end comes
+        // later, was "not text" whole and "has no Content-Range" byte by byte; a head too long
+        // had two messages too.
+        let empty_first_line = b"--B\r\n\r\nX-\xd1: 1\r\n\r\nab".as_slice();
+        let long_head = [b"--B\r\nX: ".as_slice(), &[b'a'; 1100], b"\r\n\r\n"].concat();
+        for body in [empty_first_line, &long_head] {
+            let verdict = |cuts: &[usize]| {
+                let mut parser = ByterangesParser::new("B");
+                let mut out = Vec::new();
+                let mut last = 0;
+                for &cut in cuts.iter().chain([&body.len()]) {
+                    parser.push(Bytes::copy_from_slice(&body[last..cut]), &mut out)?;
+                    last = cut;
+                }
+                parser.finish()
+            };
+            let whole = verdict(&[]).unwrap_err();
+            for cut in 0..=body.len() {
+                assert_eq!(verdict(&[cut]).unwrap_err(), whole, "cut at {cut}");
+            }
+            assert_eq!(
+                verdict(&(1..body.len()).collect::<Vec<_>>()).unwrap_err(),
+                whole
+            );
+        }
     }
 
     #[test]

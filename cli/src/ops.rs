@@ -1,8 +1,8 @@
 //! What each request does, on behalf of the peer that sent it.
 //!
-//! Every operation runs on the engine through `Manager::call`, with the peer as a [`Caller`]:
-//! core enforces BITS' rules (owner or administrator; credentials and custom headers are the
-//! owner's alone). A job is named by its id or by its display name.
+//! Every operation runs on an engine (the daemon's, through `Manager::call`), with the peer as
+//! a [`Caller`]: core enforces BITS' rules (owner or administrator; credentials and custom
+//! headers are the owner's alone). A job is named by its id or by its display name.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -11,47 +11,25 @@ use backhaul_core::auth::{AuthScheme, AuthTarget, Credentials, Secret};
 use backhaul_core::job::LENGTH_TO_EOF;
 use backhaul_core::proxy::{ProxySettings, ProxyUsage};
 use backhaul_core::{codes, BitsError, Caller, Engine, FileIndex, JobId, JobPriority, JobType};
-use backhaul_tokio::Manager;
 use serde_json::{json, Value};
 
-use crate::protocol::{job_json, parse_ranges, Op, WireError, VERSION};
+use crate::protocol::{job_json, parse_ranges, Op, VERSION};
 
-/// Runs `op` for `caller` and returns the reply's value.
-pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result<Value, WireError> {
-    let caller = caller.clone();
-    let call = move |f: Operation| {
-        let caller = caller.clone();
-        async move {
-            manager
-                .call(move |engine| f(engine, &caller))
-                .await
-                .map_err(|e| WireError::new(codes::E_UNEXPECTED, e.to_string()))?
-                .map_err(WireError::from)
-        }
-    };
+/// Runs `op` on `engine` for `caller` and returns the reply's value. The daemon runs it on its
+/// driver's engine (`Manager::call`); tests and the `daemon_protocol` fuzz target on a plain one.
+pub fn apply(e: &mut Engine, c: &Caller, op: Op) -> Result<Value, BitsError> {
     match op {
-        Op::Hello => {
-            let hello = |_: &mut Engine, c: &Caller| {
-                Ok(json!({"version": VERSION, "caller": c.owner.0, "admin": c.admin}))
-            };
-            call(Box::new(hello)).await
-        }
+        Op::Hello => Ok(json!({"version": VERSION, "caller": c.owner.0, "admin": c.admin})),
         Op::Create { display_name } => {
-            call(Box::new(move |e, c| {
-                let id = e.create_job(&display_name, JobType::Download, c.owner.clone())?;
-                Ok(json!({"job": id.to_string()}))
-            }))
-            .await
+            let id = e.create_job(&display_name, JobType::Download, c.owner.clone())?;
+            Ok(json!({"job": id.to_string()}))
         }
         Op::AddFile { job, url, local } => {
-            call(Box::new(move |e, c| {
-                let id = resolve(e, c, &job)?;
-                backhaul_io::check_local_name(&local)?;
-                check_destination_owner(&local, c)?;
-                let index = e.job_mut_as(id, c)?.add_file(&url, &local)?;
-                Ok(json!({"job": id.to_string(), "file": index}))
-            }))
-            .await
+            let id = resolve(e, c, &job)?;
+            backhaul_io::check_local_name(&local)?;
+            check_destination_owner(&local, c)?;
+            let index = e.job_mut_as(id, c)?.add_file(&url, &local)?;
+            Ok(json!({"job": id.to_string(), "file": index}))
         }
         Op::AddFileWithRanges {
             job,
@@ -59,84 +37,65 @@ pub(crate) async fn handle(manager: &Manager, caller: &Caller, op: Op) -> Result
             local,
             ranges,
         } => {
-            call(Box::new(move |e, c| {
-                let id = resolve(e, c, &job)?;
-                let ranges = parse_ranges(&ranges)?;
-                backhaul_io::check_local_name(&local)?;
-                check_destination_owner(&local, c)?;
-                let index = e
-                    .job_mut_as(id, c)?
-                    .add_file_with_ranges(&url, &local, &ranges)?;
-                Ok(json!({"job": id.to_string(), "file": index}))
-            }))
-            .await
+            let id = resolve(e, c, &job)?;
+            let ranges = parse_ranges(&ranges)?;
+            backhaul_io::check_local_name(&local)?;
+            check_destination_owner(&local, c)?;
+            let index = e
+                .job_mut_as(id, c)?
+                .add_file_with_ranges(&url, &local, &ranges)?;
+            Ok(json!({"job": id.to_string(), "file": index}))
         }
         Op::Info { job } => {
-            call(Box::new(move |e, c| {
-                let id = resolve(e, c, &job)?;
-                let view = e.job_as(id, c)?;
-                let mut info = job_json(&view.info());
-                // BITS' /getfileranges beside each file (empty: the whole file).
-                if let Some(files) = info["files"].as_array_mut() {
-                    for (index, file) in files.iter_mut().enumerate() {
-                        let index = FileIndex::try_from(index).unwrap_or(FileIndex::MAX);
-                        let ranges = view.file_ranges(index).unwrap_or_default();
-                        file["ranges"] = ranges
-                            .iter()
-                            .map(|r| json!({"offset": r.initial_offset, "length": (r.length != LENGTH_TO_EOF).then_some(r.length)}))
-                            .collect();
-                    }
+            let id = resolve(e, c, &job)?;
+            let view = e.job_as(id, c)?;
+            let mut info = job_json(&view.info());
+            // BITS' /getfileranges beside each file (empty: the whole file).
+            if let Some(files) = info["files"].as_array_mut() {
+                for (index, file) in files.iter_mut().enumerate() {
+                    let index = FileIndex::try_from(index).unwrap_or(FileIndex::MAX);
+                    let ranges = view.file_ranges(index).unwrap_or_default();
+                    file["ranges"] = ranges
+                        .iter()
+                        .map(|r| json!({"offset": r.initial_offset, "length": (r.length != LENGTH_TO_EOF).then_some(r.length)}))
+                        .collect();
                 }
-                Ok(info)
-            }))
-            .await
+            }
+            Ok(info)
         }
         Op::List { all_users } => {
-            call(Box::new(move |e, c| {
-                let ids = e.jobs_as(c, all_users)?;
-                let jobs: Vec<Value> = ids
-                    .into_iter()
-                    .filter_map(|id| e.job(id).ok().map(|v| job_json(&v.info())))
-                    .collect();
-                Ok(Value::Array(jobs))
-            }))
-            .await
+            let ids = e.jobs_as(c, all_users)?;
+            let jobs: Vec<Value> = ids
+                .into_iter()
+                .filter_map(|id| e.job(id).ok().map(|v| job_json(&v.info())))
+                .collect();
+            Ok(Value::Array(jobs))
         }
         Op::RemoveCredentials {
             job,
             target,
             scheme,
         } => {
-            call(Box::new(move |e, c| {
-                let id = resolve(e, c, &job)?;
-                let target = target.parse::<AuthTarget>()?;
-                let scheme = scheme.parse::<AuthScheme>()?;
-                let outcome = e.job_mut_as(id, c)?.remove_credentials(target, scheme)?;
-                let hresult = format!("0x{:08X}", outcome.code().0);
-                Ok(json!({"job": id.to_string(), "hresult": hresult}))
-            }))
-            .await
+            let id = resolve(e, c, &job)?;
+            let target = target.parse::<AuthTarget>()?;
+            let scheme = scheme.parse::<AuthScheme>()?;
+            let outcome = e.job_mut_as(id, c)?.remove_credentials(target, scheme)?;
+            let hresult = format!("0x{:08X}", outcome.code().0);
+            Ok(json!({"job": id.to_string(), "hresult": hresult}))
         }
-        Op::Complete { job } => call(Box::new(move |e, c| {
+        Op::Complete { job } => {
             let id = resolve(e, c, &job)?;
             let outcome = e.job_mut_as(id, c)?.complete()?;
             Ok(json!({"job": id.to_string(), "hresult": format!("0x{:08X}", outcome.hresult().0)}))
-        }))
-        .await,
+        }
         other => {
-            call(Box::new(move |e, c| {
-                let (job, set) = setter(other);
-                let id = resolve(e, c, &job)?;
-                set(e, id, c)?;
-                Ok(json!({"job": id.to_string()}))
-            }))
-            .await
+            let (job, set) = setter(other);
+            let id = resolve(e, c, &job)?;
+            set(e, id, c)?;
+            Ok(json!({"job": id.to_string()}))
         }
     }
 }
-
-/// One operation on the engine, for the caller, with the reply's value.
-type Operation = Box<dyn FnOnce(&mut Engine, &Caller) -> Result<Value, BitsError> + Send>;
 
 /// A command that changes a job and returns nothing.
 type Setter = Box<dyn FnOnce(&mut Engine, JobId, &Caller) -> Result<(), BitsError> + Send>;

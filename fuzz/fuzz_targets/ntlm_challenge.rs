@@ -1,0 +1,4 @@
+//! Fuzz target: the body is `backhaul_tests::fuzzing::ntlm_challenge` (it also runs under `cargo test`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| backhaul_tests::fuzzing::ntlm_challenge(data));
