@@ -373,7 +373,12 @@ fn run(mut host: Host, mut io: ThreadIo, messages: &Receiver<Msg>) {
         let ready = std::iter::once(first).chain(std::iter::from_fn(|| messages.try_recv().ok()));
         for msg in ready.take(BATCH) {
             match msg {
-                Msg::Input(input) => host.handle(input, &mut io),
+                Msg::Input(input) => {
+                    host.handle(input, &mut io);
+                    if host.has_unsaved() {
+                        break; // a checkpoint or a state change: commit it now (see BATCH)
+                    }
+                }
                 Msg::Call(command) => command(&mut host, &mut io),
                 Msg::Stop => return, // dropping `host` commits; dropping `io` closes the connections
             }

@@ -93,6 +93,9 @@ pub type Reply = Box<dyn FnOnce() + Send>;
 
 /// How many ready commands and inputs a driver handles before [`Host::flush`]: the most one
 /// store transaction groups (bounded, so a flood of inputs cannot hold answers back for long).
+/// Only commands are grouped: an input that leaves writes behind (a checkpoint, a state change)
+/// ends the batch, so a checkpoint is committed as soon as it is taken, not 64 body chunks
+/// later (measured: 25 MiB re-fetched after a kill -9 at 512 MiB/s otherwise).
 pub const BATCH: usize = 64;
 
 /// The engine and everything around it that is not a socket.
@@ -212,6 +215,11 @@ impl Host {
         } else {
             self.held.push(Box::new(reply));
         }
+    }
+
+    /// Whether store writes are gathered and not yet committed.
+    pub fn has_unsaved(&self) -> bool {
+        !self.unsaved.is_empty()
     }
 
     /// Commit the gathered store writes in one transaction, then send the answers held for

@@ -419,7 +419,12 @@ async fn run(
                     let _ = done.send(());
                     return;
                 }
-                Ready::Input(input) => host.handle(input, &mut io),
+                Ready::Input(input) => {
+                    host.handle(input, &mut io);
+                    if host.has_unsaved() {
+                        break; // a checkpoint or a state change: commit it now (see BATCH)
+                    }
+                }
                 Ready::Wake => host.handle_wake(&mut io),
             }
         }
