@@ -38,22 +38,8 @@ printf 'alice:test-realm:%s\n' "$(printf alice:test-realm:secret | md5sum | cut 
 chmod 755 "$D" "$D/www" "$D/www/private"
 chmod 644 "$D/www/private/file.bin" "$D/htdigest"
 port=$(free_port)
-cat > "$D/httpd.conf" <<CONF
-ServerRoot $D
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule authn_core_module $mods/mod_authn_core.so
-LoadModule authn_file_module $mods/mod_authn_file.so
-LoadModule authz_user_module $mods/mod_authz_user.so
-LoadModule auth_digest_module $mods/mod_auth_digest.so
-LoadModule mime_module $mods/mod_mime.so
-User www-data
-Group www-data
-PidFile $D/run/httpd.pid
-DefaultRuntimeDir $D/run
-ErrorLog $D/logs/error.log
+apache_head "$D" 127.0.0.1 "$port" authn_file auth_digest mime > "$D/httpd.conf"
+cat >> "$D/httpd.conf" <<CONF
 TypesConfig /etc/mime.types
 DocumentRoot $D/www
 <Location /private/>

@@ -47,23 +47,8 @@ chmod 644 "$D/www/file.bin" "$D/ntlm_users"
 port_proxy=$(free_port)
 port_origin=$(free_port)
 port_tls=$(free_port)
-cat > "$D/httpd.conf" <<CONF
-ServerRoot $D
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port_proxy
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule authn_core_module $mods/mod_authn_core.so
-LoadModule authz_user_module $mods/mod_authz_user.so
-LoadModule auth_gssapi_module $mods/mod_auth_gssapi.so
-LoadModule proxy_module $mods/mod_proxy.so
-LoadModule proxy_http_module $mods/mod_proxy_http.so
-LoadModule proxy_connect_module $mods/mod_proxy_connect.so
-User www-data
-Group www-data
-PidFile $D/run/httpd.pid
-DefaultRuntimeDir $D/run
-ErrorLog $D/logs/error.log
+apache_head "$D" 127.0.0.1 "$port_proxy" auth_gssapi proxy proxy_http proxy_connect > "$D/httpd.conf"
+cat >> "$D/httpd.conf" <<CONF
 LogLevel info
 KeepAlive On
 ProxyRequests On

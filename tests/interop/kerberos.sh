@@ -102,21 +102,8 @@ chmod 755 "$D" "$K" "$D/www" "$D/www/negotiate"
 chmod 644 "$D/www/negotiate/file.bin" "$D/www/negotiate/small.bin" "$K/krb5.conf"
 chown www-data "$K/http.keytab"
 chmod 600 "$K/http.keytab"
-cat > "$D/httpd.conf" <<CONF
-ServerRoot $D
-ServerName localhost
-Listen 127.0.0.1:$http_port
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule authn_core_module $mods/mod_authn_core.so
-LoadModule authz_user_module $mods/mod_authz_user.so
-LoadModule auth_gssapi_module $mods/mod_auth_gssapi.so
-LoadModule mime_module $mods/mod_mime.so
-User www-data
-Group www-data
-PidFile $D/run/httpd.pid
-DefaultRuntimeDir $D/run
-ErrorLog $D/logs/error.log
+apache_head "$D" localhost "$http_port" auth_gssapi mime > "$D/httpd.conf"
+cat >> "$D/httpd.conf" <<CONF
 LogLevel info
 TypesConfig /etc/mime.types
 DocumentRoot $D/www

@@ -26,3 +26,31 @@ check() {
     failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$D/last.log"
   fi
 }
+
+# `apache_head DIR SERVER_NAME PORT MODULE...`: the part of an apache2 config every interop
+# script shares — where it lives (DIR: run/, logs/), one loopback Listen, the event MPM and the
+# authorization core, each extra MODULE (`auth_digest`, `auth_gssapi`, `proxy`, …), the
+# www-data workers. Each script appends its own directives.
+apache_head() {
+  local dir=$1 name=$2 port=$3 mods=/usr/lib/apache2/modules module
+  shift 3
+  cat <<CONF
+ServerRoot $dir
+ServerName $name
+Listen 127.0.0.1:$port
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule authn_core_module $mods/mod_authn_core.so
+LoadModule authz_user_module $mods/mod_authz_user.so
+CONF
+  for module in "$@"; do
+    echo "LoadModule ${module}_module $mods/mod_${module}.so"
+  done
+  cat <<CONF
+User www-data
+Group www-data
+PidFile $dir/run/httpd.pid
+DefaultRuntimeDir $dir/run
+ErrorLog $dir/logs/error.log
+CONF
+}

@@ -39,21 +39,8 @@ echo 'TESTDOM:gina:ntlmpw' > "$D/ntlm_users"
 chmod 755 "$D" "$D/www" "$D/www/ntlm"
 chmod 644 "$D/www/ntlm/file.bin" "$D/ntlm_users"
 port=$(free_port)
-cat > "$D/httpd.conf" <<CONF
-ServerRoot $D
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule authn_core_module $mods/mod_authn_core.so
-LoadModule authz_user_module $mods/mod_authz_user.so
-LoadModule auth_gssapi_module $mods/mod_auth_gssapi.so
-LoadModule mime_module $mods/mod_mime.so
-User www-data
-Group www-data
-PidFile $D/run/httpd.pid
-DefaultRuntimeDir $D/run
-ErrorLog $D/logs/error.log
+apache_head "$D" 127.0.0.1 "$port" auth_gssapi mime > "$D/httpd.conf"
+cat >> "$D/httpd.conf" <<CONF
 LogLevel info
 TypesConfig /etc/mime.types
 DocumentRoot $D/www
