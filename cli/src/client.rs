@@ -1,7 +1,7 @@
 //! The verbs' side of the socket: connect to the daemon (starting a per-user one when none is
 //! running), send one request, read its reply.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -58,19 +58,49 @@ impl Client {
             .get_mut()
             .write_all(&line)
             .map_err(|e| broken(format!("cannot send to the daemon: {e}")))?;
-        let mut reply = String::new();
-        match self.stream.read_line(&mut reply) {
-            Ok(0) => return Err(broken("the daemon closed the connection".into())),
-            Ok(_) => {}
-            Err(e) => return Err(broken(format!("cannot read the daemon's reply: {e}"))),
-        }
-        let reply: Reply = serde_json::from_str(&reply)
-            .map_err(|e| broken(format!("the daemon's reply is not understood: {e}")))?;
-        match reply.outcome {
+        match read_reply(&mut self.stream, id)?.outcome {
             Outcome::Ok(value) => Ok(value),
             Outcome::Error(e) => Err(e),
         }
     }
+}
+
+/// The most a reply line may hold: `list --all-users --verbose` of a full daemon (BITS' limit
+/// of 300 jobs per user, many users) is a few MiB; beyond this a peer is not the daemon.
+const MAX_REPLY: u64 = 64 << 20;
+
+/// Reads the reply to request `id`: one JSON line, ended by a newline, of this protocol's
+/// version. However the socket splits it, the same bytes give the same reply; a reply cut
+/// short, too long, unreadable, or to another request is an error that says so.
+fn read_reply(reader: &mut impl BufRead, id: u64) -> Result<Reply, WireError> {
+    let broken = |e: String| WireError::new(codes::E_UNEXPECTED, e);
+    let mut line = Vec::new();
+    let read = reader
+        .by_ref()
+        .take(MAX_REPLY + 1)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| broken(format!("cannot read the daemon's reply: {e}")))?;
+    if read == 0 {
+        return Err(broken("the daemon closed the connection".into()));
+    }
+    if line.pop() != Some(b'\n') {
+        return Err(broken(if read as u64 > MAX_REPLY {
+            format!("the daemon's reply is longer than {MAX_REPLY} bytes")
+        } else {
+            format!("the daemon closed the connection after {read} bytes of its reply")
+        }));
+    }
+    let reply: Reply = serde_json::from_slice(&line)
+        .map_err(|e| broken(format!("the daemon's reply is not understood: {e}")))?;
+    // A request the daemon could not read is refused with id 0: that refusal is the answer.
+    let unread = reply.id == 0 && matches!(reply.outcome, Outcome::Error(_));
+    if reply.v != VERSION || (reply.id != id && !unread) {
+        return Err(broken(format!(
+            "the daemon answered request {} (protocol {}) to request {id} (protocol {VERSION})",
+            reply.id, reply.v
+        )));
+    }
+    Ok(reply)
 }
 
 /// Starts this executable as a per-user daemon on `socket`, detached from the terminal (its
@@ -98,5 +128,61 @@ fn wait_for(socket: &Path) -> std::io::Result<UnixStream> {
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that hands out its bytes in the pieces given.
+    struct Pieces<'a>(Vec<&'a [u8]>);
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            // An empty read is the end of the stream: an empty piece is no read at all.
+            self.0.retain(|piece| !piece.is_empty());
+            let Some(piece) = self.0.first_mut() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            *piece = &piece[n..];
+            if piece.is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    fn read_split(pieces: Vec<&[u8]>, id: u64) -> Result<Reply, WireError> {
+        // A 3-byte buffer: the line also crosses the reader's own refills.
+        read_reply(&mut BufReader::with_capacity(3, Pieces(pieces)), id)
+    }
+
+    #[test]
+    fn a_reply_reads_the_same_however_the_socket_splits_it() {
+        let wire = "{\"v\":1,\"id\":7,\"ok\":{\"name\":\"nightly ✓\",\"files\":[1,2]}}\n";
+        let wire = wire.as_bytes();
+        let whole = read_split(vec![wire], 7).expect("the whole reply");
+        assert!(matches!(&whole.outcome, Outcome::Ok(v) if v["name"] == "nightly ✓"));
+        assert_eq!(read_split(wire.chunks(1).collect(), 7), Ok(whole.clone()));
+        for at in 0..=wire.len() {
+            let (a, b) = wire.split_at(at);
+            assert_eq!(read_split(vec![a, b], 7), Ok(whole.clone()), "split at {at}");
+        }
+    }
+
+    #[test]
+    fn a_reply_cut_short_or_to_another_request_is_an_error_that_says_so() {
+        let wire = b"{\"v\":1,\"id\":7,\"ok\":null}\n";
+        let cut = read_split(vec![&wire[..10]], 7).unwrap_err();
+        assert!(cut.message.contains("after 10 bytes"), "{}", cut.message);
+        let none = read_split(vec![], 7).unwrap_err();
+        assert!(none.message.contains("closed the connection"), "{}", none.message);
+        let other = read_split(vec![wire], 8).unwrap_err();
+        assert!(other.message.contains("request 7"), "{}", other.message);
+        let garbage = read_split(vec![b"HTTP/1.1 200 OK\r\n"], 7).unwrap_err();
+        assert!(garbage.message.contains("not understood"), "{}", garbage.message);
     }
 }
