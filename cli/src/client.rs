@@ -169,7 +169,11 @@ mod tests {
         assert_eq!(read_split(wire.chunks(1).collect(), 7), Ok(whole.clone()));
         for at in 0..=wire.len() {
             let (a, b) = wire.split_at(at);
-            assert_eq!(read_split(vec![a, b], 7), Ok(whole.clone()), "split at {at}");
+            assert_eq!(
+                read_split(vec![a, b], 7),
+                Ok(whole.clone()),
+                "split at {at}"
+            );
         }
     }
 
@@ -179,10 +183,18 @@ mod tests {
         let cut = read_split(vec![&wire[..10]], 7).unwrap_err();
         assert!(cut.message.contains("after 10 bytes"), "{}", cut.message);
         let none = read_split(vec![], 7).unwrap_err();
-        assert!(none.message.contains("closed the connection"), "{}", none.message);
+        assert!(
+            none.message.contains("closed the connection"),
+            "{}",
+            none.message
+        );
         let other = read_split(vec![wire], 8).unwrap_err();
         assert!(other.message.contains("request 7"), "{}", other.message);
         let garbage = read_split(vec![b"HTTP/1.1 200 OK\r\n"], 7).unwrap_err();
-        assert!(garbage.message.contains("not understood"), "{}", garbage.message);
+        assert!(
+            garbage.message.contains("not understood"),
+            "{}",
+            garbage.message
+        );
     }
 }
