@@ -96,6 +96,15 @@ struct DaemonArgs {
     /// Trust the CA certificates in this PEM file for HTTPS, besides the system's (repeatable).
     #[arg(long = "ca-file", value_name = "PEM")]
     ca_files: Vec<PathBuf>,
+
+    /// Checkpoint a running file after this many bytes (default 8 MiB): a crash re-fetches at
+    /// most about this much of it, and each checkpoint costs an fdatasync and a store commit.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_bytes: Option<u64>,
+
+    /// …or after this many milliseconds (default 5000), whichever comes first.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_interval_ms: Option<u64>,
 }
 
 /// `backhaul transfer`'s arguments.
@@ -336,6 +345,10 @@ fn main() -> ExitCode {
                 store,
                 system: cli.system,
                 ca_files: args.ca_files,
+                checkpoint_bytes: args.checkpoint_bytes,
+                checkpoint_interval: args
+                    .checkpoint_interval_ms
+                    .map(std::time::Duration::from_millis),
             };
             match daemon::run(options) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -405,6 +418,27 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn daemon_checkpoints_are_tunable_but_never_zero() {
+        // Zero would checkpoint (fdatasync and commit) after every body chunk.
+        let parse = |args: &[&str]| Cli::try_parse_from([&["backhaul", "daemon"], args].concat());
+        assert!(parse(&["--checkpoint-bytes", "0"]).is_err());
+        assert!(parse(&["--checkpoint-interval-ms", "0"]).is_err());
+        let cli = parse(&[
+            "--checkpoint-bytes",
+            "32768",
+            "--checkpoint-interval-ms",
+            "100",
+        ]);
+        match cli.unwrap().command {
+            Command::Daemon(a) => assert_eq!(
+                (a.checkpoint_bytes, a.checkpoint_interval_ms),
+                (Some(32_768), Some(100))
+            ),
+            other => panic!("parsed as another command: {other:?}"),
+        }
     }
 
     #[test]

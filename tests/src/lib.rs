@@ -7,8 +7,10 @@
 //! by a small operation alphabet with the contract's [`invariants`] checked after every step, a
 //! [`reference`](mod@reference) model of the contract to compare it with, a
 //! bounded exhaustive [`explore`]r over it, and the bodies of the fuzz targets ([`fuzzing`]).
+//! The crash harnesses draw their kill schedules with [`crash`].
 
 pub mod conformance;
+pub mod crash;
 pub mod data;
 pub mod explore;
 pub mod fuzzing;

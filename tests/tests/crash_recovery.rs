@@ -4,7 +4,9 @@
 //! with byte-identical files, no local name appears before its job's `complete`, no job is
 //! lost or duplicated, and no temp file or record is left.
 //!
-//! The seed is printed; `BACKHAUL_CRASH_SEED=<n>` replays a run's kill schedule.
+//! The seed is printed; `BACKHAUL_CRASH_SEED=<n>` replays a run's kill schedule. The same
+//! harness against `backhaul daemon`, driven by the verbs, is `cli/tests/daemon_crash.rs`
+//! (docs/store.md, "Crash safety: how it is tested").
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backhaul_store::{JobStore, RedbStore};
+use backhaul_tests::crash::{seed, Rng};
 use backhaul_tests::{deterministic_bytes, FileSpec, Route, TestServer};
 
 const JOBS: usize = 3;
@@ -23,32 +26,6 @@ const KILLS: usize = 20;
 
 fn worker() -> &'static str {
     env!("CARGO_BIN_EXE_crash_worker")
-}
-
-fn seed() -> u64 {
-    let seed = std::env::var("BACKHAUL_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("crash schedule seed {seed}: replay with BACKHAUL_CRASH_SEED={seed}");
-    seed
-}
-
-/// xorshift64*: the kill schedule.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
 }
 
 fn spawn(driver: &str, state: &Path, out: &Path, jobs: &[String]) -> Child {
@@ -82,7 +59,7 @@ fn check_nothing_at_local_names_before_complete(state: &Path, out: &Path, when: 
 
 #[test]
 fn sigkill_at_random_points_never_loses_duplicates_or_corrupts_a_job() {
-    let mut rng = Rng(seed() | 1);
+    let mut rng = Rng::new(seed());
     let mut routes = Vec::new();
     let mut bodies = Vec::new();
     for i in 0..JOBS {

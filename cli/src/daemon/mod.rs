@@ -10,6 +10,7 @@ pub(crate) mod socket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backhaul_core::{Caller, Owner};
 use backhaul_tokio::{DriverConfig, Manager, StoreLocation};
@@ -31,6 +32,10 @@ pub(crate) struct DaemonOptions {
     pub(crate) system: bool,
     /// Extra CA files trusted for HTTPS.
     pub(crate) ca_files: Vec<PathBuf>,
+    /// Checkpoint a running file after this many bytes (`None`: core's default, 8 MiB).
+    pub(crate) checkpoint_bytes: Option<u64>,
+    /// …or after this long (`None`: core's default, 5 s).
+    pub(crate) checkpoint_interval: Option<Duration>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -54,6 +59,12 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
     config.owner = Owner(format!("uid:{uid}"));
     if let Some(path) = &options.store {
         config.store = StoreLocation::File(path.clone());
+    }
+    if let Some(bytes) = options.checkpoint_bytes {
+        config.core.checkpoint_bytes = bytes;
+    }
+    if let Some(interval) = options.checkpoint_interval {
+        config.core.checkpoint_interval = interval;
     }
     let manager = Manager::new(config).map_err(|e| e.to_string())?;
     for broken in manager.broken_records().await.map_err(|e| e.to_string())? {
