@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use backhaul_core::{
     BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
-    JobInfo, JobPriority, JobState, JobType,
+    JobInfo, JobPriority, JobState, JobType, NewJob,
 };
 use backhaul_io::{Command, Host, BATCH};
 
@@ -120,6 +120,15 @@ impl Manager {
     pub fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError> {
         let name = display_name.to_owned();
         self.host(move |host| host.create_job(&name, job_type))?
+    }
+
+    /// Creates a batch of jobs — each with its files, priority, and resumed if asked — in one
+    /// command: all of them or, if any job or file is refused, none (the error names it; see
+    /// [`Engine::create_jobs`]). Returns their ids in the order given, once their records are
+    /// committed: one store transaction (one sync) for the whole batch, where creating them
+    /// one call at a time waits for a commit per call.
+    pub fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, BitsError> {
+        self.host(move |host| host.create_jobs(&jobs))?
     }
 
     /// `AddFile`. Fails at once (`E_INVALIDARG`) when the local name's directory does not exist
