@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod credit;
 mod events;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub type CertificateValidator =
     Arc<dyn Fn(&CertificateRequest) -> Result<(), HResult> + Send + Sync>;
 
 use crate::conn::{lock, ThreadIo};
+use crate::credit::Credit;
 use crate::events::Subscribers;
 
 /// Messages waiting for the engine thread; beyond this, connections stop reading (and
@@ -41,6 +43,11 @@ const QUEUE: usize = 32;
 /// What the engine thread waits for.
 enum Msg {
     Input(Input),
+    /// A connection's received chunk, with the credit it holds until handled (see [`credit`]).
+    Received {
+        input: Input,
+        _credit: Credit,
+    },
     Call(Command<ThreadIo>),
     Stop,
 }
@@ -382,8 +389,8 @@ fn run(mut host: Host, mut io: ThreadIo, messages: &Receiver<Msg>) {
         let ready = std::iter::once(first).chain(std::iter::from_fn(|| messages.try_recv().ok()));
         for msg in ready.take(BATCH) {
             match msg {
-                Msg::Input(input) => {
-                    host.handle(input, &mut io);
+                Msg::Input(input) | Msg::Received { input, .. } => {
+                    host.handle(input, &mut io); // a chunk's credit returns once it is handled
                     if host.has_unsaved() {
                         break; // a checkpoint or a state change: commit it now (see BATCH)
                     }
