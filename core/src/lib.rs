@@ -62,7 +62,7 @@ pub use crate::ids::{ConnId, FileIndex, JobId};
 pub use crate::input::{FileOp, Input, IoFailure, IoFailureKind, TokenStep};
 pub use crate::job::{
     Caller, CompleteOutcome, FileProgress, FileRange, JobPriority, JobProgress, JobState, JobTimes,
-    JobType, NotifyFlags, Owner, LENGTH_TO_EOF, SIZE_UNKNOWN,
+    JobType, NewFile, NewJob, NotifyFlags, Owner, LENGTH_TO_EOF, SIZE_UNKNOWN,
 };
 pub use crate::output::{Action, JobEvent, Output};
 pub use crate::time::Timestamp;

@@ -30,6 +30,7 @@ use backhaul_io::{clock, crl_fetch, tls, CertificateRequest, Io, OffThread, Read
 use bytes::Bytes;
 use rustls::{ClientConfig, ClientConnection};
 
+use crate::credit::{Credits, CHUNKS_QUEUED};
 use crate::events::Subscribers;
 use crate::{CertificateValidator, Msg};
 
@@ -39,6 +40,8 @@ pub(crate) struct ThreadIo {
     /// The applications' certificate validation callbacks, by job.
     validators: HashMap<JobId, CertificateValidator>,
     inputs: SyncSender<Msg>,
+    /// Bounds the received chunks queued for the engine thread (see [`crate::credit`]).
+    credits: Credits,
     tls: Arc<ClientConfig>,
     subscribers: Subscribers,
 }
@@ -54,6 +57,7 @@ impl ThreadIo {
             conns: HashMap::new(),
             validators: HashMap::new(),
             inputs,
+            credits: Credits::new(CHUNKS_QUEUED),
             tls,
             subscribers,
         }
@@ -88,10 +92,11 @@ impl Io for ThreadIo {
     ) -> Result<(), IoFailure> {
         let slot = Arc::new(Slot(Mutex::new(State::Connecting)));
         let (thread_slot, inputs) = (slot.clone(), self.inputs.clone());
+        let credits = self.credits.clone();
         let tls = tls_server_name.map(|name| (self.tls.clone(), name));
         std::thread::Builder::new()
             .name(format!("backhaul-{conn}"))
-            .spawn(move || run(conn, &host, port, tls, &thread_slot, &inputs))
+            .spawn(move || run(conn, &host, port, tls, &thread_slot, (&inputs, &credits)))
             .map_err(|err| {
                 IoFailure::new(
                     IoFailureKind::Other,
@@ -299,9 +304,14 @@ fn run(
     port: u16,
     tls: Option<(Arc<ClientConfig>, String)>,
     slot: &Slot,
-    inputs: &SyncSender<Msg>,
+    (inputs, credits): (&SyncSender<Msg>, &Credits),
 ) {
     let report = |input| inputs.send(Msg::Input(input)).is_ok();
+    // A chunk of body waits for a credit first: the queue holds few of them (see `credit`).
+    let report_received = |input| {
+        let _credit = credits.take();
+        inputs.send(Msg::Received { input, _credit }).is_ok()
+    };
     let (stream, peer_certificates) = match open(host, port, tls) {
         Ok(opened) => opened,
         Err(error) => {
@@ -369,7 +379,12 @@ fn run(
             },
         };
         let more = matches!(input, Input::Received { .. } | Input::TlsStarted { .. });
-        if !report(input) || !more {
+        let reported = if matches!(input, Input::Received { .. }) {
+            report_received(input)
+        } else {
+            report(input)
+        };
+        if !reported || !more {
             return;
         }
     }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod credit;
 mod events;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 
 use backhaul_core::{
     BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
-    JobInfo, JobPriority, JobState, JobType,
+    JobInfo, JobPriority, JobState, JobType, NewJob,
 };
 use backhaul_io::{Command, Host, BATCH};
 
@@ -32,6 +33,7 @@ pub type CertificateValidator =
     Arc<dyn Fn(&CertificateRequest) -> Result<(), HResult> + Send + Sync>;
 
 use crate::conn::{lock, ThreadIo};
+use crate::credit::Credit;
 use crate::events::Subscribers;
 
 /// Messages waiting for the engine thread; beyond this, connections stop reading (and
@@ -41,6 +43,11 @@ const QUEUE: usize = 32;
 /// What the engine thread waits for.
 enum Msg {
     Input(Input),
+    /// A connection's received chunk, with the credit it holds until handled (see [`credit`]).
+    Received {
+        input: Input,
+        _credit: Credit,
+    },
     Call(Command<ThreadIo>),
     Stop,
 }
@@ -120,6 +127,15 @@ impl Manager {
     pub fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError> {
         let name = display_name.to_owned();
         self.host(move |host| host.create_job(&name, job_type))?
+    }
+
+    /// Creates a batch of jobs — each with its files, priority, and resumed if asked — in one
+    /// command: all of them or, if any job or file is refused, none (the error names it; see
+    /// [`Engine::create_jobs`]). Returns their ids in the order given, once their records are
+    /// committed: one store transaction (one sync) for the whole batch, where creating them
+    /// one call at a time waits for a commit per call.
+    pub fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, BitsError> {
+        self.host(move |host| host.create_jobs(&jobs))?
     }
 
     /// `AddFile`. Fails at once (`E_INVALIDARG`) when the local name's directory does not exist
@@ -373,8 +389,8 @@ fn run(mut host: Host, mut io: ThreadIo, messages: &Receiver<Msg>) {
         let ready = std::iter::once(first).chain(std::iter::from_fn(|| messages.try_recv().ok()));
         for msg in ready.take(BATCH) {
             match msg {
-                Msg::Input(input) => {
-                    host.handle(input, &mut io);
+                Msg::Input(input) | Msg::Received { input, .. } => {
+                    host.handle(input, &mut io); // a chunk's credit returns once it is handled
                     if host.has_unsaved() {
                         break; // a checkpoint or a state change: commit it now (see BATCH)
                     }

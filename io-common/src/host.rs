@@ -28,7 +28,7 @@ use std::time::Duration;
 use backhaul_core::proxy::ProxyEnvironment;
 use backhaul_core::{
     Action, BitsError, ConnId, Engine, FileIndex, FileOp, FileRange, Input, IoFailure, JobEvent,
-    JobId, JobState, JobType, Output, Owner, Timestamp,
+    JobId, JobState, JobType, NewJob, Output, Owner, Timestamp,
 };
 use backhaul_store::JobStore;
 use bytes::Bytes;
@@ -249,6 +249,18 @@ impl Host {
     ) -> Result<JobId, BitsError> {
         self.engine
             .create_job(display_name, job_type, self.owner.clone())
+    }
+
+    /// [`Engine::create_jobs`], owned by the configured owner, after [`check_local_name`] of
+    /// every file: a batch of jobs created whole or not at all, whose records a driver commits
+    /// together (one command, one store transaction).
+    pub fn create_jobs(&mut self, jobs: &[NewJob]) -> Result<Vec<JobId>, BitsError> {
+        for (index, job) in jobs.iter().enumerate() {
+            for (file, new) in job.files.iter().enumerate() {
+                check_local_name(&new.local).map_err(|e| job.refusal(index, Some(file), &e))?;
+            }
+        }
+        self.engine.create_jobs(jobs, self.owner.clone())
     }
 
     /// `AddFile`, after [`check_local_name`].

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use backhaul_core::{
     BitsError, CompleteOutcome, Engine, FileIndex, FileRange, HResult, Input, JobEvent, JobId,
-    JobInfo, JobPriority, JobState, JobType,
+    JobInfo, JobPriority, JobState, JobType, NewJob,
 };
 use backhaul_io::{Command, Host, BATCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -130,6 +130,15 @@ impl Manager {
         let name = display_name.to_owned();
         self.host(move |host| host.create_job(&name, job_type))
             .await?
+    }
+
+    /// Creates a batch of jobs — each with its files, priority, and resumed if asked — in one
+    /// command: all of them or, if any job or file is refused, none (the error names it; see
+    /// [`Engine::create_jobs`]). Returns their ids in the order given, once their records are
+    /// committed: one store transaction (one sync) for the whole batch, where creating them
+    /// one call at a time waits for a commit per call.
+    pub async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, BitsError> {
+        self.host(move |host| host.create_jobs(&jobs)).await?
     }
 
     /// `AddFile`. Fails at once (`E_INVALIDARG`) when the local name's directory does not exist

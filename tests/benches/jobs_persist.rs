@@ -2,7 +2,8 @@
 //! `Action::Persist` written to the store as its own transaction, then through each driver's
 //! `Manager` (a command round trip per call; the host groups the writes of what arrives
 //! together into one commit and answers after it) with one creator calling after another, and
-//! with several creating at once. Prints the time, jobs/s and the records stored.
+//! with several creating at once; then through `Manager::create_jobs`, all the jobs in one
+//! call, in calls of 100 and one job (with its file) per call. Prints the time, jobs/s and the records stored.
 //!
 //! The store is [`store_under_test`]: the redb file store (`RedbStore`) in a temp directory,
 //! each transaction committed and synced, as the drivers persist.
@@ -15,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use backhaul_core::{Action, Config, Engine, JobType, Output, Owner, Timestamp};
+use backhaul_core::{Action, Config, Engine, JobType, NewJob, Output, Owner, Timestamp};
 use backhaul_store::{JobStore, MemoryStore, RedbStore};
 
 use common::{env_usize, peak_rss_mib};
@@ -30,6 +31,11 @@ fn store_under_test(dir: &Path) -> Box<dyn JobStore> {
     std::fs::create_dir_all(dir).expect("create the store directory");
     Box::new(RedbStore::open(dir.join("jobs.redb")).expect("open the redb store"))
 }
+
+/// Jobs per `create_jobs` call in the second bulk measurement, as a package manager might send
+/// one transaction's downloads (the first: all in one call; the third: one job with its file
+/// per call, one commit per job instead of `create_job` + `add_file`'s two).
+const BULK_CALL: usize = 100;
 
 /// The URL every job's file names (nothing is downloaded: the jobs stay SUSPENDED).
 const FILE_URL: &str = "http://127.0.0.1:8080/file.bin";
@@ -126,6 +132,64 @@ fn blocking_driver(jobs: usize, creators: usize, dir: &Path) {
     manager.shutdown();
 }
 
+/// The jobs of a bulk measurement: `jobs` download jobs of one file each.
+fn new_jobs(jobs: usize, dir: &Path) -> Vec<NewJob> {
+    (0..jobs)
+        .map(|i| NewJob::download(format!("job {i}")).file(FILE_URL, dir.join(format!("f{i}.bin"))))
+        .collect()
+}
+
+/// Through the blocking driver's `Manager::create_jobs`: the jobs in calls of `per_call` jobs,
+/// one after another (each call is one command and one store commit).
+fn blocking_bulk(jobs: usize, per_call: usize, dir: &Path) {
+    let manager =
+        backhaul_blocking::Manager::new(driver_config(jobs, dir)).expect("blocking manager");
+    let batches: Vec<Vec<NewJob>> = new_jobs(jobs, dir)
+        .chunks(per_call)
+        .map(<[NewJob]>::to_vec)
+        .collect();
+    let started = Instant::now();
+    for batch in batches {
+        manager.create_jobs(batch).expect("create_jobs");
+    }
+    let listed = manager.jobs().expect("jobs").len();
+    report(
+        &format!("blocking, bulk of {per_call}:"),
+        jobs,
+        started,
+        listed,
+    );
+    manager.shutdown();
+}
+
+/// Through the tokio driver's `Manager::create_jobs`, as [`blocking_bulk`].
+fn tokio_bulk(jobs: usize, per_call: usize, dir: &Path) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let manager =
+            backhaul_tokio::Manager::new(driver_config(jobs, dir)).expect("tokio manager");
+        let batches: Vec<Vec<NewJob>> = new_jobs(jobs, dir)
+            .chunks(per_call)
+            .map(<[NewJob]>::to_vec)
+            .collect();
+        let started = Instant::now();
+        for batch in batches {
+            manager.create_jobs(batch).await.expect("create_jobs");
+        }
+        let listed = manager.jobs().await.expect("jobs").len();
+        report(
+            &format!("tokio, bulk of {per_call}:"),
+            jobs,
+            started,
+            listed,
+        );
+        manager.shutdown().await;
+    });
+}
+
 /// Through the tokio driver's `Manager`: `creators` tasks, as [`blocking_driver`].
 fn tokio_driver(jobs: usize, creators: usize, dir: &Path) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -176,6 +240,18 @@ fn main() {
     for n in [1, creators] {
         blocking_driver(jobs, n, &fresh(dir.path(), &format!("blocking-{n}")));
         tokio_driver(jobs, n, &fresh(dir.path(), &format!("tokio-{n}")));
+    }
+    for per_call in [jobs, BULK_CALL, 1] {
+        blocking_bulk(
+            jobs,
+            per_call,
+            &fresh(dir.path(), &format!("blocking-bulk-{per_call}")),
+        );
+        tokio_bulk(
+            jobs,
+            per_call,
+            &fresh(dir.path(), &format!("tokio-bulk-{per_call}")),
+        );
     }
     println!("  peak RSS {:.1} MiB", peak_rss_mib());
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use backhaul_blocking::CertificateRequest;
 use backhaul_core::{
     BitsError, CompleteOutcome, FileIndex, FileRange, HResult, JobError, JobEvent, JobId, JobInfo,
-    JobPriority, JobState, JobType,
+    JobPriority, JobState, JobType, NewJob,
 };
 
 pub mod restart;
@@ -90,6 +90,8 @@ pub trait Driver: Sized {
     fn start(setup: DriverSetup) -> Self;
     /// `Manager::create_job`.
     fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError>;
+    /// `Manager::create_jobs`.
+    fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, BitsError>;
     /// `Manager::add_file`.
     fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError>;
     /// `Manager::add_file_with_ranges`.
@@ -424,6 +426,8 @@ macro_rules! conformance_suite {
                 crl_check_fails_closed_when_the_crl_is_unreachable_with_0x80072f19,
                 a_restarted_driver_reloads_its_jobs_and_resumes_from_the_checkpoint,
                 a_corrupt_record_is_reported_and_the_other_jobs_still_run,
+                a_batch_of_jobs_is_created_in_one_call_and_survives_a_restart,
+                a_bad_file_in_a_batch_is_named_and_leaves_no_job_behind,
             );
         }
     };

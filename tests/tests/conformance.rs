@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use backhaul_core::{
     BitsError, CompleteOutcome, FileIndex, FileRange, JobId, JobInfo, JobPriority, JobState,
-    JobType,
+    JobType, NewJob,
 };
 use backhaul_tests::conformance::{Driver, DriverSetup, EventLog, Validator};
 
@@ -76,6 +76,10 @@ impl Driver for TokioDriver {
 
     fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError> {
         self.on(self.manager().create_job(display_name, job_type))
+    }
+
+    fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, BitsError> {
+        self.on(self.manager().create_jobs(jobs))
     }
 
     fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {
@@ -217,7 +221,7 @@ mod blocking {
 
     use backhaul_core::{
         BitsError, CompleteOutcome, FileIndex, FileRange, JobId, JobInfo, JobPriority, JobState,
-        JobType,
+        JobType, NewJob,
     };
     use backhaul_tests::conformance::{Driver, DriverSetup, EventLog, Validator};
 
@@ -268,6 +272,10 @@ mod blocking {
 
         fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId, BitsError> {
             self.manager().create_job(display_name, job_type)
+        }
+
+        fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, BitsError> {
+            self.manager().create_jobs(jobs)
         }
 
         fn add_file(&self, job: JobId, url: &str, local: &Path) -> Result<FileIndex, BitsError> {

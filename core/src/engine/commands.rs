@@ -88,25 +88,10 @@ impl<'a> JobMut<'a> {
         ranges: Vec<FileRange>,
     ) -> Result<FileIndex, BitsError> {
         self.ensure_not_final()?;
-        let remote = parse_remote_name(remote_url)?;
-        check_local_name(local_name)?;
         let max_files = self.engine.config.max_files_per_job;
         let job = self.job();
-        if job.rec.files.len() >= max_files {
-            return Err(BitsError::new(
-                codes::BG_E_TOO_MANY_FILES_IN_JOB,
-                format!("the job already has {max_files} files (the limit)"),
-            ));
-        }
-        if job.rec.files.iter().any(|f| f.local == local_name) {
-            return Err(BitsError::new(
-                codes::E_INVALIDARG,
-                format!(
-                    "{} is already the local name of a file in this job",
-                    local_name.display()
-                ),
-            ));
-        }
+        let locals = job.rec.files.iter().map(|f| f.local.as_path());
+        let remote = check_file(remote_url, local_name, locals, max_files)?;
         let index = FileIndex::try_from(job.rec.files.len()).unwrap_or(FileIndex::MAX);
         let mut file = JobFile::new(remote, local_name.to_path_buf());
         file.ranges = ranges;
@@ -396,8 +381,12 @@ impl<'a> JobMut<'a> {
                 ));
             }
         }
-        let job = self.job();
-        if job.rec.owner != new_owner {
+        let old_owner = self.job().rec.owner.clone();
+        if old_owner != new_owner {
+            // Not final (checked above): the job counts against its new owner's limit now.
+            self.engine.live.remove(&old_owner);
+            self.engine.live.add(&new_owner);
+            let job = self.job();
             job.rec.owner = new_owner;
             job.rec.custom_headers = None;
             job.rec.credentials.clear();
@@ -532,6 +521,36 @@ pub(super) fn check_display_name(name: &str) -> Result<(), BitsError> {
 
 /// `AddFile`'s rules for the remote name: http or https, ≤ 2,200 characters, a host, no
 /// credentials in the URL (they belong in `SetCredentials`, which keeps them to their origin).
+/// What `AddFile` checks of a file, given the local names the job already has: the URL (see
+/// [`parse_remote_name`]), the local name, the job's file limit and that no other file of the
+/// job has the same local name. Returns the parsed URL.
+pub(super) fn check_file<'a>(
+    remote_url: &str,
+    local_name: &Path,
+    locals: impl ExactSizeIterator<Item = &'a Path>,
+    max_files: usize,
+) -> Result<Url, BitsError> {
+    let remote = parse_remote_name(remote_url)?;
+    check_local_name(local_name)?;
+    if locals.len() >= max_files {
+        return Err(BitsError::new(
+            codes::BG_E_TOO_MANY_FILES_IN_JOB,
+            format!("the job already has {max_files} files (the limit)"),
+        ));
+    }
+    let mut locals = locals;
+    if locals.any(|local| local == local_name) {
+        return Err(BitsError::new(
+            codes::E_INVALIDARG,
+            format!(
+                "{} is already the local name of a file in this job",
+                local_name.display()
+            ),
+        ));
+    }
+    Ok(remote)
+}
+
 fn parse_remote_name(remote_url: &str) -> Result<Url, BitsError> {
     let invalid = |why: String| BitsError::new(codes::E_INVALIDARG, why);
     let chars = remote_url.chars().count();

@@ -15,11 +15,13 @@
 //! place that writes a job's state.
 
 mod auth;
+mod bulk;
 mod checkpoint;
 mod commands;
 mod connection;
 mod failure;
 mod kerberos;
+mod live;
 mod notify_cmd;
 mod proxy;
 mod ranged;
@@ -62,6 +64,7 @@ pub use self::view::{FileInfo, JobInfo, JobView};
 
 use self::auth::ServerAuth;
 use self::connection::Conn;
+use self::live::LiveJobs;
 use self::notify_cmd::NotifyRun;
 use self::revocation::CrlWait;
 use self::transfer::Fetch;
@@ -86,6 +89,8 @@ pub struct Engine {
     rng: ChaCha20Rng,
     now: Timestamp,
     jobs: BTreeMap<JobId, Job>,
+    /// How many of `jobs` are not final, in all and per owner (the job limits).
+    live: LiveJobs,
     /// Ids a new job must not get: records the store holds but could not restore.
     reserved_ids: BTreeSet<JobId>,
     /// The jobs the scheduler and the timers look at (see `schedule::needs_attention`), so that
@@ -236,6 +241,7 @@ impl Engine {
             config,
             now,
             jobs: BTreeMap::new(),
+            live: LiveJobs::default(),
             reserved_ids: BTreeSet::new(),
             attention: BTreeSet::new(),
             conns: BTreeMap::new(),
@@ -351,14 +357,7 @@ impl Engine {
             ));
         }
         commands::check_display_name(display_name)?;
-        // One pass, no allocation: this runs for every job created.
-        let (live, owned) = self
-            .jobs
-            .values()
-            .filter(|j| !j.rec.state.is_final())
-            .fold((0usize, 0usize), |(live, owned), j| {
-                (live + 1, owned + usize::from(j.rec.owner == owner))
-            });
+        let (live, owned) = (self.live.total(), self.live.of(&owner));
         if live >= self.config.max_jobs {
             return Err(BitsError::new(
                 codes::BG_E_TOO_MANY_JOBS_PER_MACHINE,
@@ -418,6 +417,7 @@ impl Engine {
             proxy: ProxySettings::default(),
         };
         let seq = self.take_seq();
+        self.live.add(&rec.owner);
         self.jobs.insert(id, Job::new(rec, seq));
         self.push_action(Action::Persist { job: id });
         Ok(id)
@@ -563,6 +563,9 @@ impl Engine {
         // Invariant: `apply` only calls this for a job it just found.
         let job = self.jobs.get_mut(&id).expect("job exists");
         job.rec.state = to;
+        if to.is_final() && !from.is_final() {
+            self.live.remove(&job.rec.owner);
+        }
         job.rec.times.modification = now;
         if from.is_running() && !to.is_running() {
             if let Some(since) = job.running_since.take() {

@@ -89,6 +89,7 @@ impl Engine {
             .retry_at
             .map(|at| at.min(now.saturating_add(longest_delay)));
         let seq = self.take_seq();
+        self.live.add(&rec.owner);
         self.jobs.insert(id, Job::new(rec, seq));
         self.push_action(Action::Persist { job: id });
         self.needs_schedule = true;

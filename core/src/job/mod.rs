@@ -2,6 +2,7 @@
 
 pub(crate) mod file;
 pub(crate) mod headers;
+mod new_job;
 pub(crate) mod notify_cmd;
 pub(crate) mod ranges;
 mod security;
@@ -13,6 +14,7 @@ use crate::codes::{self, HResult};
 use crate::error::BitsError;
 use crate::time::Timestamp;
 
+pub use self::new_job::{NewFile, NewJob};
 pub use self::ranges::{FileRange, LENGTH_TO_EOF};
 pub use self::security::{RedirectPolicy, SecurityFlags};
 pub use self::state::{JobState, Outcome, Trigger};

@@ -33,7 +33,8 @@ fn next(rx: &Receiver<Msg>) -> Input {
         .recv_timeout(Duration::from_secs(10))
         .expect("an input within 10 s")
     {
-        Msg::Input(input) => input,
+        // The chunk's credit returns here, as the engine thread's after handling it.
+        Msg::Input(input) | Msg::Received { input, .. } => input,
         _ => panic!("connections only send inputs"),
     }
 }

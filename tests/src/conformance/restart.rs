@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use backhaul_core::{JobState, JobType};
+use backhaul_core::{codes, JobPriority, JobState, JobType, NewJob};
 use backhaul_store::{JobStore, RedbStore, StoreError};
 
 use super::{
@@ -144,6 +144,95 @@ pub fn a_corrupt_record_is_reported_and_the_other_jobs_still_run<D: Driver>() {
         .find(|r| r.id == bad)
         .expect("kept in the store");
     assert!(matches!(bad_record.record, Err(StoreError::Corrupt(_))));
+}
+
+/// `create_jobs`: three jobs (one with two files, one HIGH and resumed) in one call; all are
+/// listed with their files, the resumed one downloads, and after a restart on the same store
+/// every job is back as it was.
+pub fn a_batch_of_jobs_is_created_in_one_call_and_survives_a_restart<D: Driver>() {
+    let name = "a_batch_of_jobs_is_created_in_one_call_and_survives_a_restart";
+    let file = FileSpec::new(deterministic_bytes(100 * KIB, 24));
+    let server = TestServer::start(vec![Route::file("/a.bin", file.clone())]);
+    let (dir, state) = (tempdir(), tempdir());
+    let local = |n: &str| dir.path().join(n);
+    let url = server.url("/a.bin");
+    let batch = vec![
+        NewJob::download("one").file(&url, local("one.bin")),
+        NewJob::download("two")
+            .file(&url, local("two-a.bin"))
+            .file(&url, local("two-b.bin")),
+        NewJob::download("three")
+            .file(&url, local("three.bin"))
+            .priority(JobPriority::High)
+            .resumed(),
+    ];
+
+    let first: D = start_driver(setup_with_store(name, state.path()));
+    let ids = first.create_jobs(batch).expect("create_jobs");
+    assert_eq!(ids.len(), 3);
+    let mut listed = first.jobs().expect("jobs");
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let settled = wait_settled(&first, ids[2], LIMIT);
+    assert_state(&first, ids[2], settled, JobState::Transferred);
+    first.shutdown();
+
+    let second: D = start_driver(setup_with_store(name, state.path()));
+    let mut reloaded = second.jobs().expect("jobs");
+    reloaded.sort();
+    assert_eq!(reloaded, expected, "every job of the batch is back");
+    let infos: Vec<_> = ids.iter().map(|&id| info(&second, id)).collect();
+    assert_eq!(
+        infos
+            .iter()
+            .map(|i| i.display_name.as_str())
+            .collect::<Vec<_>>(),
+        ["one", "two", "three"]
+    );
+    assert_eq!(infos[1].files.len(), 2);
+    assert_eq!(infos[1].files[1].local_name, local("two-b.bin"));
+    assert_eq!(infos[0].state, JobState::Suspended);
+    assert_eq!(infos[2].priority, JobPriority::High);
+    assert_eq!(infos[2].state, JobState::Transferred);
+    second.complete(ids[2]).expect("complete");
+    assert!(std::fs::read(local("three.bin")).unwrap() == file.body[..]);
+    second.shutdown();
+}
+
+/// `create_jobs` with one file whose directory does not exist: refused with `E_INVALIDARG`
+/// naming that job and file, and no job of the batch is created: none listed, and nothing in
+/// the store.
+pub fn a_bad_file_in_a_batch_is_named_and_leaves_no_job_behind<D: Driver>() {
+    let name = "a_bad_file_in_a_batch_is_named_and_leaves_no_job_behind";
+    let (dir, state) = (tempdir(), tempdir());
+    let missing = dir.path().join("no-such-dir").join("b.bin");
+    let batch = vec![
+        NewJob::download("good").file("http://127.0.0.1:9/a", dir.path().join("a.bin")),
+        NewJob::download("bad")
+            .file("http://127.0.0.1:9/c", dir.path().join("c.bin"))
+            .file("http://127.0.0.1:9/b", &missing),
+    ];
+
+    let first: D = start_driver(setup_with_store(name, state.path()));
+    let error = first
+        .create_jobs(batch)
+        .expect_err("a file in a missing directory");
+    assert_eq!(error.code(), codes::E_INVALIDARG, "{error}");
+    let detail = error.detail();
+    for part in ["job #1", "\"bad\"", "file #1", "http://127.0.0.1:9/b"] {
+        assert!(detail.contains(part), "{part:?} in {detail}");
+    }
+    assert!(detail.contains(&missing.display().to_string()), "{detail}");
+    assert!(first.jobs().expect("jobs").is_empty(), "no job left behind");
+    first.shutdown();
+
+    let records = RedbStore::open(state.path().join("jobs.redb"))
+        .unwrap()
+        .load_all()
+        .unwrap();
+    assert!(records.is_empty(), "nothing persisted: {records:?}");
 }
 
 fn tempdir() -> tempfile::TempDir {

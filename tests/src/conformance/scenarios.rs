@@ -28,6 +28,8 @@ mod policy;
 pub use self::auth::*;
 pub use self::policy::*;
 pub use super::restart::{
+    a_bad_file_in_a_batch_is_named_and_leaves_no_job_behind,
+    a_batch_of_jobs_is_created_in_one_call_and_survives_a_restart,
     a_corrupt_record_is_reported_and_the_other_jobs_still_run,
     a_restarted_driver_reloads_its_jobs_and_resumes_from_the_checkpoint,
 };
