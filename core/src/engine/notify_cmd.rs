@@ -96,11 +96,10 @@ impl Engine {
         }
         self.push_action(Action::Persist { job: id });
     }
+}
 
-    /// When the job's owed run is due, if one is owed and not running.
-    pub(super) fn notify_deadline(&self, id: JobId) -> Option<Timestamp> {
-        let job = self.jobs.get(&id)?;
-        let run = job.rec.notify_run?;
-        job.notify_running.is_none().then_some(run.due_at)
-    }
+/// When the job's owed run is due, if one is owed and not running.
+pub(super) fn notify_deadline(job: &super::Job) -> Option<Timestamp> {
+    let run = job.rec.notify_run?;
+    job.notify_running.is_none().then_some(run.due_at)
 }

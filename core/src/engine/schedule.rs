@@ -4,7 +4,7 @@
 //! NORMAL, LOW) share `max_background_jobs` slots by priority — a higher priority preempts a
 //! lower one — and take turns of `time_slice` within a priority (round robin, FIFO order).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::codes;
@@ -13,6 +13,7 @@ use crate::ids::{ConnId, JobId};
 use crate::job::{JobPriority, JobState, Trigger};
 use crate::time::Timestamp;
 
+use super::notify_cmd::notify_deadline;
 use super::Engine;
 
 impl Engine {
@@ -163,29 +164,51 @@ impl Engine {
     }
 
     /// The earliest time anything is due.
+    ///
+    /// Runs after every input, so it visits each attended job once (a job's own timers, its
+    /// notify-program rerun, and what its slice needs) rather than once per kind of timer.
     pub(super) fn next_deadline(&self) -> Option<Timestamp> {
         debug_assert!(self.attention_is_exact(), "the attention index is stale");
-        let contended = self.contended_priorities();
-        let conns = self.conns.values().map(|c| c.deadline);
-        let jobs = self.attended_jobs().filter_map(|job| match job.rec.state {
-            JobState::TransientError => {
-                let stalled_at = no_progress_deadline(job);
-                Some(job.rec.retry_at.map_or(stalled_at, |r| r.min(stalled_at)))
-            }
-            s if s.is_running() => {
-                let slice = self.slice_end(job, &contended);
-                match (max_download_deadline(job), slice) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
+        let mut earliest = self.conns.values().map(|c| c.deadline).min();
+        let mut due = |at: Timestamp| earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        // Per background priority: whether a job waits for a slot, and the earliest slice
+        // start of its running jobs (only a contended priority's slices end).
+        let mut contended = BTreeSet::new();
+        let mut first_slice_start: BTreeMap<JobPriority, Timestamp> = BTreeMap::new();
+        for job in self.attended_jobs() {
+            let priority = job.rec.priority;
+            match job.rec.state {
+                JobState::TransientError => {
+                    let stalled_at = no_progress_deadline(job);
+                    due(job.rec.retry_at.map_or(stalled_at, |r| r.min(stalled_at)));
                 }
+                JobState::Queued if job.completing.is_none() => {
+                    contended.insert(priority);
+                }
+                s if s.is_running() => {
+                    if let Some(at) = max_download_deadline(job) {
+                        due(at);
+                    }
+                    if priority != JobPriority::Foreground {
+                        let start = job.slice_started.unwrap_or(self.now);
+                        first_slice_start
+                            .entry(priority)
+                            .and_modify(|t| *t = (*t).min(start))
+                            .or_insert(start);
+                    }
+                }
+                _ => {}
             }
-            _ => None,
-        });
-        let notify = self
-            .attention
-            .iter()
-            .filter_map(|id| self.notify_deadline(*id));
-        conns.chain(jobs).chain(notify).min()
+            if let Some(at) = notify_deadline(job) {
+                due(at);
+            }
+        }
+        for (priority, start) in first_slice_start {
+            if contended.contains(&priority) {
+                due(start.saturating_add(self.config.time_slice));
+            }
+        }
+        earliest
     }
 
     /// Puts `id` in the attention index or takes it out, as its job now stands.

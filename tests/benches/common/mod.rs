@@ -58,10 +58,31 @@ pub fn peak_rss_mib() -> f64 {
     status_mib("VmHWM")
 }
 
-/// Descriptors this process has open now.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count().saturating_sub(1))
-    // read_dir's own
+/// Descriptors this process has open now: number → what it refers to (`socket:[…]`,
+/// `anon_inode:[eventpoll]`, a path), read_dir's own excluded.
+pub fn open_fds() -> std::collections::BTreeMap<u32, String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Default::default();
+    };
+    dir.filter_map(|entry| {
+        let entry = entry.ok()?;
+        let fd = entry.file_name().to_str()?.parse().ok()?;
+        // read_dir's own descriptor is gone by the time it is read: no link.
+        let target = std::fs::read_link(entry.path()).ok()?;
+        Some((fd, target.display().to_string()))
+    })
+    .collect()
+}
+
+/// What is open in `now` that was not in `before`, as `fd → target` text.
+pub fn fds_opened_since(
+    before: &std::collections::BTreeMap<u32, String>,
+    now: &std::collections::BTreeMap<u32, String>,
+) -> Vec<String> {
+    now.iter()
+        .filter(|(fd, target)| before.get(fd) != Some(target))
+        .map(|(fd, target)| format!("{fd} → {target}"))
+        .collect()
 }
 
 /// An environment variable as a number, or `default`.
