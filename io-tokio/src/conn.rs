@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use backhaul_core::{codes, ConnId, Input, IoFailure, IoFailureKind, JobEvent, JobId};
 use backhaul_io::failure::{connect_failure, io_failure, resolve_failure, tls_failure};
-use backhaul_io::{clock, crl_fetch, tls, CertificateRequest, Io, OffThread, ReadSize};
-use bytes::{Bytes, BytesMut};
+use backhaul_io::{clock, crl_fetch, tls, CertificateRequest, Io, OffThread, ReadBuffer, ReadSize};
+use bytes::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -352,16 +352,20 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     reading: &Arc<AtomicUsize>,
 ) -> Option<(S, ServerName<'static>)> {
     let reading = Reading::start(reading);
-    let mut buf = BytesMut::new();
+    // Allocations come back from the engine for reuse (`ReadBuffer`): a fresh buffer per read
+    // cost a page fault per 4 KiB received (40,000-55,000 per 512 MiB, 5% of the CPU).
+    let mut buf = ReadBuffer::new();
     let mut size = ReadSize::default();
     loop {
-        let room = size.make_room(&mut buf, reading.count());
+        let room = buf.room(size.limit(reading.count()));
+        let room_len = room.len();
         let input = tokio::select! {
-            read = stream.read_buf(&mut buf) => match read {
+            read = stream.read(room) => match read {
                 Ok(0) => Input::Closed { now: clock::now(), conn },
                 Ok(n) => {
-                    size.record(n, room);
-                    Input::Received { now: clock::now(), conn, data: buf.split().freeze() }
+                    buf.filled(n);
+                    size.record(n, room_len);
+                    Input::Received { now: clock::now(), conn, data: buf.take() }
                 }
                 // No close_notify: core's HTTP framing tells a truncated body from a complete one.
                 Err(err) if is_tls && err.kind() == io::ErrorKind::UnexpectedEof => Input::Closed { now: clock::now(), conn },
@@ -373,7 +377,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(()) => continue,
                     Err(err) => Input::ConnectionFailed { now: clock::now(), conn, error: io_failure(&err) },
                 },
-                // read_buf is cancel-safe: no byte read so far is lost by leaving the select.
+                // read is cancel-safe: no byte read so far is lost by leaving the select.
                 Some(Order::StartTls(name)) if !is_tls => return Some((stream, name)),
                 Some(Order::StartTls(name)) => Input::ConnectionFailed {
                     now: clock::now(),
