@@ -132,11 +132,13 @@ fn blocking_driver(jobs: usize, creators: usize, dir: &Path) {
     manager.shutdown();
 }
 
-/// The jobs of a bulk measurement: `jobs` download jobs of one file each.
-fn new_jobs(jobs: usize, dir: &Path) -> Vec<NewJob> {
-    (0..jobs)
+/// The jobs of a bulk measurement: `jobs` download jobs of one file each, in batches of
+/// `per_call` (one `create_jobs` call each).
+fn batches(jobs: usize, per_call: usize, dir: &Path) -> Vec<Vec<NewJob>> {
+    let all: Vec<NewJob> = (0..jobs)
         .map(|i| NewJob::download(format!("job {i}")).file(FILE_URL, dir.join(format!("f{i}.bin"))))
-        .collect()
+        .collect();
+    all.chunks(per_call).map(<[NewJob]>::to_vec).collect()
 }
 
 /// Through the blocking driver's `Manager::create_jobs`: the jobs in calls of `per_call` jobs,
@@ -144,10 +146,7 @@ fn new_jobs(jobs: usize, dir: &Path) -> Vec<NewJob> {
 fn blocking_bulk(jobs: usize, per_call: usize, dir: &Path) {
     let manager =
         backhaul_blocking::Manager::new(driver_config(jobs, dir)).expect("blocking manager");
-    let batches: Vec<Vec<NewJob>> = new_jobs(jobs, dir)
-        .chunks(per_call)
-        .map(<[NewJob]>::to_vec)
-        .collect();
+    let batches = batches(jobs, per_call, dir);
     let started = Instant::now();
     for batch in batches {
         manager.create_jobs(batch).expect("create_jobs");
@@ -162,19 +161,19 @@ fn blocking_bulk(jobs: usize, per_call: usize, dir: &Path) {
     manager.shutdown();
 }
 
-/// Through the tokio driver's `Manager::create_jobs`, as [`blocking_bulk`].
-fn tokio_bulk(jobs: usize, per_call: usize, dir: &Path) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("runtime");
-    runtime.block_on(async {
+        .expect("runtime")
+}
+
+/// Through the tokio driver's `Manager::create_jobs`, as [`blocking_bulk`].
+fn tokio_bulk(jobs: usize, per_call: usize, dir: &Path) {
+    runtime().block_on(async {
         let manager =
             backhaul_tokio::Manager::new(driver_config(jobs, dir)).expect("tokio manager");
-        let batches: Vec<Vec<NewJob>> = new_jobs(jobs, dir)
-            .chunks(per_call)
-            .map(<[NewJob]>::to_vec)
-            .collect();
+        let batches = batches(jobs, per_call, dir);
         let started = Instant::now();
         for batch in batches {
             manager.create_jobs(batch).await.expect("create_jobs");
@@ -192,11 +191,7 @@ fn tokio_bulk(jobs: usize, per_call: usize, dir: &Path) {
 
 /// Through the tokio driver's `Manager`: `creators` tasks, as [`blocking_driver`].
 fn tokio_driver(jobs: usize, creators: usize, dir: &Path) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    runtime().block_on(async {
         let manager =
             backhaul_tokio::Manager::new(driver_config(jobs, dir)).expect("tokio manager");
         let started = Instant::now();
