@@ -152,6 +152,9 @@ struct SimProxy {
     socks: Option<Option<(String, String)>>,
     /// The `Proxy-Authenticate` value of its 407 (`None`: `Basic realm="proxy"`).
     challenge: Option<String>,
+    /// What it answers to CONNECT, as sent (`None`: `200 Connection established` and the
+    /// tunnel).
+    connect_reply: Option<Bytes>,
 }
 
 /// An HTTP proxy's NTLM gate: a password-checking acceptor, one exchange per connection.
@@ -375,6 +378,18 @@ impl Sim {
             requires: requires.map(str::to_string),
             socks: None,
             challenge: None,
+            connect_reply: None,
+        };
+        self.proxies.insert((host.to_string(), port), proxy);
+    }
+
+    /// An HTTP proxy at `host:port` (no authentication) that answers every CONNECT with
+    /// `reply`, as sent, and opens no tunnel: a refusal (`403`, `502`), or a 2xx followed by
+    /// bytes no origin sent.
+    pub fn proxy_answering_connect(&mut self, host: &str, port: u16, reply: &[u8]) {
+        let proxy = SimProxy {
+            connect_reply: Some(Bytes::copy_from_slice(reply)),
+            ..SimProxy::default()
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -388,6 +403,7 @@ impl Sim {
             requires: Some(format!("Negotiate {encoded}")),
             socks: None,
             challenge: Some("Negotiate".to_string()),
+            connect_reply: None,
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -398,6 +414,7 @@ impl Sim {
             requires: None,
             socks: Some(auth.map(|(u, p)| (u.to_string(), p.to_string()))),
             challenge: None,
+            connect_reply: None,
         };
         self.proxies.insert((host.to_string(), port), proxy);
     }
@@ -1330,6 +1347,10 @@ impl Sim {
             }
         }
         if method == Some("CONNECT") {
+            if let Some(data) = proxy.connect_reply.clone() {
+                self.later(Input::Received { now, conn, data });
+                return ProxyAnswer::Done;
+            }
             let (host, port) = seen.path.rsplit_once(':').expect("CONNECT host:port");
             let target = (host.to_string(), port.parse().expect("CONNECT port"));
             if let Some(c) = self.conns.get_mut(&conn) {

@@ -219,3 +219,92 @@ fn a_socks5_proxy_refusing_the_password_is_a_407() {
     assert_eq!(view.error().unwrap().code, BG_E_HTTP_ERROR_407);
     assert!(sim.requests.is_empty());
 }
+
+/// An https job through a proxy that answers every CONNECT with `reply`, driven until it is in
+/// `settles_in`; nothing but CONNECTs was sent and no file appeared.
+fn connect_answered(reply: &[u8], settles_in: JobState) -> (Sim, JobId) {
+    let mut sim = Sim::new(11);
+    sim.proxy_answering_connect("proxy.test", 3128, reply);
+    sim.serve("files.test", 443, "/f", Resource::new(body(), "v"));
+    let job = job_through(
+        &mut sim,
+        "https://files.test/f",
+        override_list("proxy.test:3128", None),
+        false,
+    );
+    sim.drive_to_state(job, settles_in);
+    assert_only_connects(&sim);
+    (sim, job)
+}
+
+fn assert_only_connects(sim: &Sim) {
+    assert!(
+        sim.requests.iter().all(|r| r.path == "files.test:443"),
+        "nothing but CONNECT was sent: {:?}",
+        sim.requests
+    );
+    assert!(sim.file("/dl/f").is_none(), "no file at the local name");
+}
+
+fn job_error(sim: &Sim, job: JobId) -> backhaul_core::JobError {
+    sim.engine.job(job).unwrap().error().unwrap().clone()
+}
+
+#[test]
+fn a_connect_refused_with_403_fails_the_job_naming_the_proxy_and_the_status() {
+    let (sim, job) = connect_answered(
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+        JobState::Error,
+    );
+    let error = job_error(&sim, job);
+    assert_eq!(
+        error.code,
+        HResult(0x8019_0193),
+        "BG_E_HTTP_ERROR_403: {error}"
+    );
+    for part in ["proxy.test", "403 Forbidden", "CONNECT files.test:443"] {
+        assert!(error.description.contains(part), "{part:?} in {error}");
+    }
+}
+
+#[test]
+fn a_connect_answered_502_is_transient_and_retried_after_the_delay() {
+    let (mut sim, job) = connect_answered(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+        JobState::TransientError,
+    );
+    let error = job_error(&sim, job);
+    assert_eq!(
+        error.code,
+        HResult(0x8019_01F6),
+        "BG_E_HTTP_ERROR_502: {error}"
+    );
+    assert!(error.description.contains("502 Bad Gateway"), "{error}");
+    assert_eq!(sim.requests.len(), 1);
+    sim.advance(Duration::from_secs(4));
+    assert_eq!(sim.requests.len(), 1, "not before the 5 s retry delay");
+    sim.advance(Duration::from_secs(2));
+    sim.drive_to_state(job, JobState::TransientError);
+    assert_eq!(sim.requests.len(), 2, "CONNECT again after the delay");
+    assert_only_connects(&sim);
+}
+
+#[test]
+fn bytes_after_a_2xx_to_connect_fail_the_job_as_an_invalid_server_response() {
+    let (sim, job) = connect_answered(
+        b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK\r\n",
+        JobState::Error,
+    );
+    let error = job_error(&sim, job);
+    assert_eq!(
+        error.code,
+        codes::ERROR_WINHTTP_INVALID_SERVER_RESPONSE,
+        "{error}"
+    );
+    assert!(
+        error
+            .description
+            .contains("sent bytes after its 2xx to CONNECT"),
+        "{error}"
+    );
+}
