@@ -223,6 +223,72 @@ fn ranges_outside_the_file_fail_with_invalid_range() {
     }
 }
 
+/// A job fetching bytes 100–149 of a 1,000-byte file, whose server answers with `reply` as
+/// sent: the error it ends with (nothing at the local name, no retry).
+fn ranged_answer_fails(reply: Vec<u8>) -> backhaul_core::JobError {
+    let mut sim = Sim::new(6);
+    sim.serve(HOST, 80, "/f", Resource::new(body(1_000, 5), "v1"));
+    sim.script(HOST, 80, "/f", vec![Reply::Raw(reply)]);
+    let job = running_job(&mut sim, &[r(100, 50)]);
+    sim.drive_to_state(job, JobState::Error);
+    assert_eq!(ranges_asked(&sim), [Some("bytes=100-149")], "asked once");
+    assert!(sim.file("/dl/f").is_none(), "nothing at the local name");
+    sim.engine.job(job).unwrap().error().unwrap().clone()
+}
+
+fn response(head: &str, body_len: usize) -> Vec<u8> {
+    let mut bytes = head.replace('\n', "\r\n").into_bytes();
+    bytes.extend_from_slice(b"\r\n");
+    bytes.extend(std::iter::repeat_n(b'x', body_len));
+    bytes
+}
+
+#[test]
+fn a_206_that_is_not_the_range_asked_for_fails_as_an_invalid_server_response() {
+    let cases = [
+        (
+            "HTTP/1.1 206 Partial Content\nContent-Range: bytes 0-49/1000\nContent-Length: 50\n",
+            50,
+            "answered Range: bytes=100-149 with bytes 0-49",
+        ),
+        (
+            "HTTP/1.1 206 Partial Content\nContent-Range: bytes 100-149/1000\nContent-Length: 40\n",
+            40,
+            "a Content-Length that is not the length of bytes 100-149",
+        ),
+        (
+            "HTTP/1.1 206 Partial Content\nContent-Length: 50\n",
+            50,
+            "without a Content-Range",
+        ),
+    ];
+    for (head, body_len, why) in cases {
+        let error = ranged_answer_fails(response(head, body_len));
+        assert_eq!(
+            error.code,
+            codes::BG_E_INVALID_SERVER_RESPONSE,
+            "{head}: {error}"
+        );
+        assert!(error.description.contains(why), "{why:?} in {error}");
+    }
+}
+
+#[test]
+fn a_416_without_the_files_size_still_names_the_range_and_the_url() {
+    let error = ranged_answer_fails(response(
+        "HTTP/1.1 416 Range Not Satisfiable\nContent-Length: 0\n",
+        0,
+    ));
+    assert_eq!(error.code, codes::BG_E_INVALID_RANGE, "{error}");
+    assert!(
+        error
+            .description
+            .contains("range 0 is outside http://files.test/f")
+            && !error.description.contains("its size"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_version_change_between_ranges_restarts_the_file_from_its_first_range() {
     for_each_seed(10, |seed| {
