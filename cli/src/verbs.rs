@@ -379,7 +379,16 @@ fn print_info(info: &Value, json: bool) {
         "maximum_download_time",
         "security_flags",
     ] {
-        println!("{key}: {}", plain(&info[key]));
+        let is_a_time = matches!(
+            key,
+            "creation_time" | "modification_time" | "transfer_completion_time"
+        );
+        let value = if is_a_time {
+            utc_time(&info[key])
+        } else {
+            plain(&info[key])
+        };
+        println!("{key}: {value}");
     }
     if let Some(error) = info["error"].as_object() {
         println!(
@@ -447,11 +456,43 @@ fn print_list(jobs: &Value, verbose: bool, json: bool) {
     println!("listed {} job(s)", jobs.len());
 }
 
+/// A job time (the protocol's milliseconds since the Unix epoch) as RFC 3339 in UTC, e.g.
+/// `2026-12-04T16:31:01.454Z`; null (not yet) as `-`.
+fn utc_time(v: &Value) -> String {
+    let Some(millis) = v.as_u64() else {
+        return plain(v);
+    };
+    let nanos = i128::from(millis) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{millis} ms after the epoch"))
+}
+
 /// A JSON value as plain text: strings unquoted, null as `-`.
 fn plain(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_time;
+    use serde_json::json;
+
+    #[test]
+    fn a_job_time_prints_as_rfc3339_in_utc_and_an_unset_one_as_a_dash() {
+        assert_eq!(
+            utc_time(&json!(1_796_401_861_454u64)),
+            "2026-12-04T16:31:01.454Z"
+        );
+        assert_eq!(utc_time(&json!(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_time(&json!(null)), "-");
     }
 }

@@ -206,6 +206,17 @@ fn every_verb_round_trips_through_the_daemon() {
     let done = wait_for_state(&daemon, &job, "TRANSFERRED");
     assert_eq!(done["bytes_transferred"], body.len());
     assert!(!dest.exists(), "nothing at the local name before complete");
+    // The text form: times in RFC 3339 (UTC), durations in seconds as set.
+    let text = ok(&daemon.verb(&["info", "nightly-2"]));
+    assert!(text.contains("maximum_download_time: 3600\n"), "{text}");
+    let completed_at = text
+        .lines()
+        .find_map(|l| l.strip_prefix("transfer_completion_time: "))
+        .unwrap_or_default();
+    assert!(
+        completed_at.starts_with("20") && completed_at.contains('T') && completed_at.ends_with('Z'),
+        "{text}"
+    );
     let listed = ok(&daemon.verb(&["list", "--verbose"]));
     assert!(
         listed.contains("nightly-2") && listed.contains("TRANSFERRED"),

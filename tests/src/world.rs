@@ -155,8 +155,8 @@ impl World {
     /// validation callback registered, retry delay 5 s, no-progress timeout 60 s.
     pub fn new(seed: u64) -> Self {
         let mut sim = Sim::new(seed);
-        // Records are checked as saved at the end of a drain; saving them in order is a known
-        // defect (tests/tests/sim_checkpoints.rs).
+        // Records are checked as saved at the end of a drain; saved in order, as
+        // `backhaul_io::Host` saves them, they are checked by tests/tests/sim_checkpoints.rs.
         sim.defer_persist = true;
         for (i, (_, host, port, path, _)) in FILES.iter().enumerate() {
             sim.serve(host, *port, path, content(i, 0));
