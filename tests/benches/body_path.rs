@@ -2,7 +2,8 @@
 //! engine driven in memory (no I/O): the response head, then `Input::Received` chunks of 256 KiB
 //! and of 16 KiB, each followed by draining its outputs (`WriteFile` dropped, `Persist` encoded
 //! into a `MemoryStore` as the drivers' host does). Prints inputs/s and the equivalent
-//! throughput, medians (min–max) of several runs.
+//! throughput, medians (min–max) of several runs; then the cost per byte of a response head
+//! trickled in one byte per input (4, 16 and 60 KiB: flat when the head scan is linear).
 //!
 //! `cargo bench -p backhaul-tests --bench body_path` (BENCH_RUNS, BENCH_BODY_MIB to change).
 
@@ -139,6 +140,38 @@ fn run_body(chunk: &Bytes, chunks: usize) -> f64 {
     secs
 }
 
+/// Feeds a response head of about `head_bytes` (one long header) one byte per input, as a
+/// server trickling it would, then a 1-byte body; returns the seconds the head took. Bounded
+/// by the head limit (64 KiB); each byte should cost the same however many came before.
+fn run_trickled_head(head_bytes: usize) -> f64 {
+    let mut rig = Rig::new();
+    let conn = rig.conn.expect("connected");
+    let padding = "p".repeat(head_bytes.saturating_sub(80));
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-Padding: {padding}\r\n\r\n");
+    let bytes = Bytes::from(head);
+    let start = Instant::now();
+    for i in 0..bytes.len() {
+        rig.feed(Input::Received {
+            now: NOW,
+            conn,
+            data: bytes.slice(i..i + 1),
+        });
+    }
+    let secs = start.elapsed().as_secs_f64();
+    rig.feed(Input::Received {
+        now: NOW,
+        conn,
+        data: Bytes::from_static(b"x"),
+    });
+    let state = rig.engine.job(rig.job).expect("job").state();
+    assert_eq!(
+        state,
+        backhaul_core::JobState::Transferred,
+        "the job finished"
+    );
+    secs
+}
+
 fn main() {
     let runs = env_usize("BENCH_RUNS", 7);
     let body_mib = env_usize("BENCH_BODY_MIB", 1024);
@@ -161,6 +194,20 @@ fn main() {
             show(&inputs_per_s, 0),
             show(&ns_per_input, 0),
             show(&gb_per_s, 1)
+        );
+    }
+    for head_kib in [4usize, 16, 60] {
+        let secs: Vec<f64> = (0..runs.min(3))
+            .map(|_| run_trickled_head(head_kib * 1024))
+            .collect();
+        let ns_per_byte: Vec<f64> = secs
+            .iter()
+            .map(|s| s * 1e9 / (head_kib * 1024) as f64)
+            .collect();
+        println!(
+            "  a {head_kib:>2} KiB head, one byte per input: {} s, {} ns/byte",
+            show(&secs, 3),
+            show(&ns_per_byte, 0)
         );
     }
 }

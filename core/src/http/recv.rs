@@ -62,18 +62,26 @@ impl RecvQueue {
         joined.freeze()
     }
 
-    /// The buffered bytes from `offset` on, piece by piece.
-    fn slices_from(&self, mut offset: usize) -> impl Iterator<Item = &[u8]> {
-        self.pieces.iter().filter_map(move |piece| {
-            if offset >= piece.len() {
-                offset -= piece.len();
-                None
+    /// The buffered bytes from `offset` on, piece by piece. Found from the back: a scan
+    /// resumes near the end, so this costs the pieces pushed since it stopped, not all of them
+    /// (from the front, a head trickled in one byte per piece cost time quadratic in its size).
+    fn slices_from(&self, offset: usize) -> impl Iterator<Item = &[u8]> {
+        let mut wanted = self.len.saturating_sub(offset);
+        let mut first = self.pieces.len();
+        let mut skip = 0;
+        while wanted > 0 {
+            first -= 1;
+            let piece = self.pieces[first].len();
+            if piece >= wanted {
+                skip = piece - wanted;
+                wanted = 0;
             } else {
-                let rest = &piece[offset..];
-                offset = 0;
-                Some(rest)
+                wanted -= piece;
             }
-        })
+        }
+        let mut pieces = self.pieces.range(first..);
+        let head = pieces.next().map(|piece| &piece[skip..]);
+        head.into_iter().chain(pieces.map(|piece| &piece[..]))
     }
 }
 
@@ -194,6 +202,26 @@ mod tests {
         assert_eq!(&rx.take_front(1)[..], b"f");
         assert!(rx.is_empty());
         assert!(rx.take_front(1).is_empty());
+    }
+
+    #[test]
+    fn slices_from_any_offset_are_the_bytes_from_there_and_only_the_pieces_holding_them() {
+        let mut rx = queue(&[b"ab", b"cde", b"f"]);
+        rx.take_front(1);
+        let all = b"bcdef";
+        for offset in 0..=all.len() + 1 {
+            let slices: Vec<&[u8]> = rx.slices_from(offset).collect();
+            assert_eq!(
+                slices.concat(),
+                all.get(offset..).unwrap_or_default(),
+                "from {offset}"
+            );
+            assert!(
+                slices.iter().all(|s| !s.is_empty()),
+                "from {offset}: {slices:?}"
+            );
+        }
+        assert_eq!(rx.slices_from(4).count(), 1, "only the last piece");
     }
 
     #[test]
