@@ -1,11 +1,13 @@
 //! The verbs' side of the socket: connect to the daemon (starting a per-user one when none is
 //! running), send one request, read its reply.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backhaul_core::codes;
@@ -15,6 +17,9 @@ use crate::protocol::{Op, Outcome, Reply, Request, WireError, VERSION};
 
 /// How long a freshly started daemon may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a verb whose daemon exited at start waits for another verb's daemon to listen.
+const RACE_GRACE: Duration = Duration::from_secs(2);
 
 /// A connection to the daemon.
 pub(crate) struct Client {
@@ -36,8 +41,8 @@ impl Client {
             Ok(stream) => stream,
             Err(e) if !autostart => return Err(unreachable(e)),
             Err(_) => {
-                start_daemon(socket)?;
-                wait_for(socket).map_err(unreachable)?
+                let mut daemon = start_daemon(socket)?;
+                wait_for(socket, &mut daemon)?
             }
         };
         Ok(Self {
@@ -103,32 +108,123 @@ fn read_reply(reader: &mut impl BufRead, id: u64) -> Result<Reply, WireError> {
     Ok(reply)
 }
 
+/// A daemon this verb started: its process, and the file its standard error goes to.
+struct StartedDaemon {
+    child: Child,
+    log: Option<PathBuf>,
+}
+
 /// Starts this executable as a per-user daemon on `socket`, detached from the terminal (its
-/// own process group: a Ctrl+C on the verb does not stop it).
-fn start_daemon(socket: &Path) -> Result<(), WireError> {
+/// own process group: a Ctrl+C on the verb does not stop it). Its standard error goes to
+/// `daemon.log` beside the socket (a pipe would block it once we are gone), so that a daemon
+/// that cannot start can say why.
+fn start_daemon(socket: &Path) -> Result<StartedDaemon, WireError> {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("backhaul"));
-    Command::new(exe)
+    let log = daemon_log(socket);
+    let stderr = log
+        .as_ref()
+        .and_then(|path| open_log(path).ok())
+        .map_or_else(Stdio::null, Stdio::from);
+    let child = Command::new(exe)
         .arg("daemon")
         .arg("--socket")
         .arg(socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .process_group(0)
         .spawn()
-        .map(drop)
-        .map_err(|e| WireError::new(codes::E_UNEXPECTED, format!("cannot start the daemon: {e}")))
+        .map_err(|e| {
+            WireError::new(codes::E_UNEXPECTED, format!("cannot start the daemon: {e}"))
+        })?;
+    Ok(StartedDaemon { child, log })
 }
 
-fn wait_for(socket: &Path) -> std::io::Result<UnixStream> {
+/// `daemon.log` in the socket's directory, which is created as the daemon would (0700) so
+/// the log can be opened before the daemon runs; `None` when that cannot be done.
+fn daemon_log(socket: &Path) -> Option<PathBuf> {
+    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty())?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ok()?;
+    Some(dir.join("daemon.log"))
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Waits until the daemon listens on `socket`. A daemon that exits first is reported with the
+/// last line it logged, unless another verb's daemon, which won the race to the store, listens
+/// within [`RACE_GRACE`].
+fn wait_for(socket: &Path, daemon: &mut StartedDaemon) -> Result<UnixStream, WireError> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        match UnixStream::connect(socket) {
+        let error = match UnixStream::connect(socket) {
             Ok(stream) => return Ok(stream),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => e,
+        };
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            // Another verb's daemon may have won the race to the store: it listens soon.
+            if let Ok(stream) = connect_within(socket, RACE_GRACE) {
+                return Ok(stream);
+            }
+            let why = daemon
+                .log
+                .as_deref()
+                .and_then(|log| last_line(log).map(|line| (log, line)))
+                .map_or_else(String::new, |(log, line)| {
+                    format!(": {line} (see {})", log.display())
+                });
+            return Err(WireError::new(
+                codes::E_UNEXPECTED,
+                format!(
+                    "no daemon at {}: the one started for it exited at once ({status}){why}",
+                    socket.display()
+                ),
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(WireError::new(
+                codes::E_UNEXPECTED,
+                format!(
+                    "no daemon at {}: the one started for it did not listen within {} s: {error}",
+                    socket.display(),
+                    START_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn connect_within(socket: &Path, grace: Duration) -> std::io::Result<UnixStream> {
+    let deadline = Instant::now() + grace;
+    loop {
+        match UnixStream::connect(socket) {
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            result => return result,
         }
     }
+}
+
+/// The last non-empty line of a log file (read from its last 4 KiB: the log is appended to by
+/// every daemon started there).
+fn last_line(path: &Path) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(line.trim().to_string())
 }
 
 #[cfg(test)]

@@ -70,9 +70,10 @@ done
 
 # Wrong, then fixed with setcredentials + resume, through the daemon.
 export BACKHAUL_SOCKET="$D/run/backhaul/backhaul.sock"
-"$bin" daemon >"$D/logs/daemon.log" 2>&1 &
+"$bin" daemon --store "$D/jobs.redb" >"$D/logs/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do [ -S "$BACKHAUL_SOCKET" ] && break; sleep 0.1; done
+[ -S "$BACKHAUL_SOCKET" ] || { echo "the daemon did not start:"; cat "$D/logs/daemon.log"; exit 1; }
 state_of() { "$bin" info "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
 wait_state() {
   for _ in $(seq 300); do

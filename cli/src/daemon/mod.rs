@@ -53,7 +53,12 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
     if options.system && uid != 0 {
         return Err("--system needs root: it serves every user's jobs".into());
     }
-    let listener = socket::bind(&options.socket, options.system)?;
+    if socket::is_served(&options.socket) {
+        return Err(format!(
+            "a daemon already serves {}",
+            options.socket.display()
+        ));
+    }
     let mut config = DriverConfig::new();
     config.ca_files = options.ca_files.clone();
     config.owner = Owner(format!("uid:{uid}"));
@@ -66,7 +71,16 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
     if let Some(interval) = options.checkpoint_interval {
         config.core.checkpoint_interval = interval;
     }
+    // The store is opened (and its jobs reloaded) before the socket is bound: a verb that can
+    // connect finds a daemon that works, and one that cannot start never listens.
     let manager = Manager::new(config).map_err(|e| e.to_string())?;
+    let listener = match socket::bind(&options.socket, options.system) {
+        Ok(listener) => listener,
+        Err(e) => {
+            manager.shutdown().await;
+            return Err(e);
+        }
+    };
     for broken in manager.broken_records().await.map_err(|e| e.to_string())? {
         eprintln!(
             "backhaul: daemon: job {} could not be reloaded: {}",

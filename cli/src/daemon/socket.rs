@@ -32,6 +32,11 @@ pub(crate) fn default_socket(system: bool) -> PathBuf {
     }
 }
 
+/// Whether a daemon listens on `socket` now.
+pub(crate) fn is_served(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
 /// Binds `socket`: its directory is created (0700 per user, 0755 system) or checked (owned by
 /// us, writable by no one else); a live daemon there is an error, a stale socket is replaced.
 pub(crate) fn bind(socket: &Path, system: bool) -> Result<UnixListener, String> {
@@ -54,7 +59,7 @@ pub(crate) fn bind(socket: &Path, system: bool) -> Result<UnixListener, String> 
             meta.mode() & 0o777
         ));
     }
-    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+    if is_served(socket) {
         return Err(format!("a daemon already serves {}", socket.display()));
     }
     match std::fs::remove_file(socket) {
