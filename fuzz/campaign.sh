@@ -9,6 +9,8 @@
 #
 #   SANITIZER=none|address (default none: safe Rust gains little from ASan and runs 1.5–3x
 #   faster without it; CI's short runs, fuzz/run-ci.sh, keep ASan)
+#   Debug assertions and overflow checks are on (`-a`), so the engine's debug-only checks
+#   (the drain contract in Engine::handle) run too.
 #   MERGE=1: afterwards, add to corpus/<target>/ the inputs that reach coverage edges the
 #   checked-in corpus does not (libFuzzer -merge=1 -use_counters=0), so `cargo test` replays them
 #
@@ -29,7 +31,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 target_dir="target/campaign-$sanitizer"
-cargo fuzz build -O -s "$sanitizer" --target-dir "$target_dir"
+cargo fuzz build -O -a -s "$sanitizer" --target-dir "$target_dir"
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 
 # Options a target needs beyond the defaults.
