@@ -1,9 +1,9 @@
 //! The verbs' side of the socket: connect to the daemon (starting a per-user one when none is
 //! running), send one request, read its reply.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -144,11 +144,7 @@ fn start_daemon(socket: &Path) -> Result<StartedDaemon, WireError> {
 /// the log can be opened before the daemon runs; `None` when that cannot be done.
 fn daemon_log(socket: &Path) -> Option<PathBuf> {
     let dir = socket.parent().filter(|d| !d.as_os_str().is_empty())?;
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .ok()?;
+    crate::daemon::socket::create_dir(dir, false).ok()?;
     Some(dir.join("daemon.log"))
 }
 
@@ -164,53 +160,46 @@ fn open_log(path: &Path) -> std::io::Result<File> {
 /// last line it logged, unless another verb's daemon, which won the race to the store, listens
 /// within [`RACE_GRACE`].
 fn wait_for(socket: &Path, daemon: &mut StartedDaemon) -> Result<UnixStream, WireError> {
-    let deadline = Instant::now() + START_TIMEOUT;
+    let mut deadline = Instant::now() + START_TIMEOUT;
+    let mut exited = None;
     loop {
         let error = match UnixStream::connect(socket) {
             Ok(stream) => return Ok(stream),
             Err(e) => e,
         };
-        if let Ok(Some(status)) = daemon.child.try_wait() {
-            // Another verb's daemon may have won the race to the store: it listens soon.
-            if let Ok(stream) = connect_within(socket, RACE_GRACE) {
-                return Ok(stream);
+        if exited.is_none() {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                exited = Some(status);
+                deadline = deadline.min(Instant::now() + RACE_GRACE);
             }
-            let why = daemon
-                .log
-                .as_deref()
-                .and_then(|log| last_line(log).map(|line| (log, line)))
-                .map_or_else(String::new, |(log, line)| {
-                    format!(": {line} (see {})", log.display())
-                });
-            return Err(WireError::new(
-                codes::E_UNEXPECTED,
-                format!(
-                    "no daemon at {}: the one started for it exited at once ({status}){why}",
-                    socket.display()
-                ),
-            ));
         }
         if Instant::now() >= deadline {
-            return Err(WireError::new(
-                codes::E_UNEXPECTED,
-                format!(
-                    "no daemon at {}: the one started for it did not listen within {} s: {error}",
-                    socket.display(),
+            let why = match exited {
+                Some(status) => format!(
+                    "the one started for it exited at once ({status}){}",
+                    daemon.logged_reason()
+                ),
+                None => format!(
+                    "the one started for it did not listen within {} s: {error}",
                     START_TIMEOUT.as_secs()
                 ),
-            ));
+            };
+            let message = format!("no daemon at {}: {why}", socket.display());
+            return Err(WireError::new(codes::E_UNEXPECTED, message));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn connect_within(socket: &Path, grace: Duration) -> std::io::Result<UnixStream> {
-    let deadline = Instant::now() + grace;
-    loop {
-        match UnixStream::connect(socket) {
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            result => return result,
-        }
+impl StartedDaemon {
+    /// `: <its last logged line> (see <log>)`, or nothing when it logged nothing.
+    fn logged_reason(&self) -> String {
+        self.log
+            .as_deref()
+            .and_then(|log| last_line(log).map(|line| (log, line)))
+            .map_or_else(String::new, |(log, line)| {
+                format!(": {line} (see {})", log.display())
+            })
     }
 }
 

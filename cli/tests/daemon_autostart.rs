@@ -80,24 +80,16 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn verbs_racing_with_no_daemon_running_start_one_and_share_it() {
     let home = Home::new();
-    let creators: Vec<_> = (0..4)
-        .map(|i| {
-            let runtime = home.runtime_dir();
-            let state = home.state_home();
-            std::thread::spawn(move || {
-                Command::new(env!("CARGO_BIN_EXE_backhaul"))
-                    .args(["create", &format!("job-{i}")])
-                    .env_remove("BACKHAUL_SOCKET")
-                    .env("XDG_RUNTIME_DIR", runtime)
-                    .env("XDG_STATE_HOME", state)
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap()
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let creators: Vec<_> = (0..4)
+            .map(|i| {
+                let home = &home;
+                scope.spawn(move || home.verb(&["create", &format!("job-{i}")]))
             })
-        })
-        .collect();
-    for creator in creators {
-        let out = creator.join().unwrap();
+            .collect();
+        creators.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for out in outputs {
         assert!(
             out.status.success(),
             "{}",

@@ -37,18 +37,20 @@ pub(crate) fn is_served(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
 }
 
+/// Creates the socket's directory (and its parents) if missing: 0700 for a user's daemon,
+/// 0755 for the system's. `bind` then checks whoever created it.
+pub(crate) fn create_dir(dir: &Path, system: bool) -> std::io::Result<()> {
+    let mode = if system { 0o755 } else { 0o700 };
+    DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
 /// Binds `socket`: its directory is created (0700 per user, 0755 system) or checked (owned by
 /// us, writable by no one else); a live daemon there is an error, a stale socket is replaced.
 pub(crate) fn bind(socket: &Path, system: bool) -> Result<UnixListener, String> {
     let dir = socket
         .parent()
         .ok_or_else(|| format!("{} has no directory", socket.display()))?;
-    let mode = if system { 0o755 } else { 0o700 };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    create_dir(dir, system).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     if meta.uid() != current_uid() || meta.mode() & 0o022 != 0 {
         return Err(format!(
