@@ -317,6 +317,33 @@ fn jobs_survive_a_killed_daemon_and_complete_after_its_restart() {
 }
 
 #[test]
+fn a_second_daemon_over_a_store_in_use_names_the_store_and_never_listens() {
+    let first = Daemon::start(false);
+    let store = first._dir.path().join("state/jobs.redb");
+    let other_socket = first._dir.path().join("other.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_backhaul"))
+        .arg("daemon")
+        .arg("--socket")
+        .arg(&other_socket)
+        .arg("--store")
+        .arg(&store)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "job store {} is in use by another process",
+            store.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!other_socket.exists(), "it never listened");
+    ok(&first.verb(&["list"]));
+}
+
+#[test]
 fn an_ambiguous_display_name_lists_the_candidates() {
     let daemon = Daemon::start(false);
     let a = ok(&daemon.verb(&["create", "twin"])).trim().to_string();

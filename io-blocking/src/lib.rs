@@ -25,7 +25,9 @@ use backhaul_core::{
 };
 use backhaul_io::{Command, Host, BATCH};
 
-pub use backhaul_io::{BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreLocation};
+pub use backhaul_io::{
+    BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreError, StoreLocation,
+};
 
 /// The application's server-certificate validation callback on threads: accepts (`Ok(())`)
 /// or rejects with a failure HRESULT. It runs on a thread of its own and may block.

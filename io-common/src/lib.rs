@@ -43,3 +43,4 @@ pub use crate::host::{Command, Host, Io, OffThread, Reply, Waiter, BATCH};
 pub use crate::program::{run_program, RunAs};
 pub use crate::reload::{default_store_path, BrokenRecord, StoreLocation};
 pub use crate::validation::CertificateRequest;
+pub use backhaul_store::StoreError;

@@ -30,7 +30,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::events::Events;
 use tokio::time::Instant;
 
-pub use backhaul_io::{BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreLocation};
+pub use backhaul_io::{
+    BrokenRecord, CertificateRequest, DriverConfig, DriverError, StoreError, StoreLocation,
+};
 
 /// The application's server-certificate validation callback on tokio: an async function of
 /// the [`CertificateRequest`] that accepts (`Ok(())`) or rejects with a failure HRESULT. Make

@@ -32,6 +32,13 @@ pub enum StoreError {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// Another process has the store open (redb locks the file): a daemon, or another
+    /// program embedding backhaul over the same file.
+    #[error("job store {} is in use by another process (a backhaul daemon, or another program using that store)", path.display())]
+    InUse {
+        /// The store's file.
+        path: std::path::PathBuf,
+    },
     /// The store itself failed (I/O).
     #[error("job store failed: {0}")]
     Io(String),

@@ -72,6 +72,9 @@ impl RedbStore {
         }));
         let db = match opened {
             Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(StoreError::InUse { path })
+            }
             Ok(Err(e)) => return Err(fail("not a usable job store", &e)),
             Err(_) => return Err(fail("not a usable job store", &"the file is corrupt")),
         };

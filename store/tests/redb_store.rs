@@ -96,6 +96,21 @@ fn a_corrupt_record_and_a_newer_record_are_reported_and_the_others_load() {
 }
 
 #[test]
+fn a_store_open_elsewhere_is_refused_as_in_use_naming_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.redb");
+    let first = RedbStore::open(&path).unwrap();
+    let err = RedbStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::InUse { path: p } if *p == path),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(first);
+    RedbStore::open(&path).expect("free again once the first is closed");
+}
+
+#[test]
 fn a_file_that_is_not_a_store_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.redb");

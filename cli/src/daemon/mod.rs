@@ -8,12 +8,12 @@
 
 pub(crate) mod socket;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use backhaul_core::{Caller, Owner};
-use backhaul_tokio::{DriverConfig, Manager, StoreLocation};
+use backhaul_tokio::{DriverConfig, DriverError, Manager, StoreError, StoreLocation};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -54,10 +54,7 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
         return Err("--system needs root: it serves every user's jobs".into());
     }
     if socket::is_served(&options.socket) {
-        return Err(format!(
-            "a daemon already serves {}",
-            options.socket.display()
-        ));
+        return Err(already_served(&options.socket));
     }
     let mut config = DriverConfig::new();
     config.ca_files = options.ca_files.clone();
@@ -73,7 +70,13 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
     }
     // The store is opened (and its jobs reloaded) before the socket is bound: a verb that can
     // connect finds a daemon that works, and one that cannot start never listens.
-    let manager = Manager::new(config).map_err(|e| e.to_string())?;
+    let manager = match Manager::new(config) {
+        Ok(manager) => manager,
+        Err(e @ DriverError::Store(StoreError::InUse { .. })) => {
+            return Err(lost_race_or(e.to_string(), &options.socket).await)
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let listener = match socket::bind(&options.socket, options.system) {
         Ok(listener) => listener,
         Err(e) => {
@@ -111,6 +114,25 @@ async fn serve(options: DaemonOptions) -> Result<(), String> {
     let _ = std::fs::remove_file(&options.socket);
     daemon.manager.clone().shutdown().await;
     Ok(())
+}
+
+fn already_served(socket: &Path) -> String {
+    format!("a daemon already serves {}", socket.display())
+}
+
+/// Why this daemon cannot start, its store being in use (`error`). Verbs racing to start a
+/// daemon each start one: the first to open the store serves, the others find it in use. A
+/// loser says that a daemon serves (once the winner listens, which follows its store opening
+/// closely) rather than reporting the lock as a failure; a store held by anything else stays
+/// that error.
+async fn lost_race_or(error: String, socket: &Path) -> String {
+    for _ in 0..20 {
+        if socket::is_served(socket) {
+            return already_served(socket);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    error
 }
 
 struct Daemon {
@@ -174,5 +196,32 @@ impl Daemon {
             id: request.id,
             outcome,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_daemon_that_lost_the_start_race_says_a_daemon_serves_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("backhaul.sock");
+        let in_use = "job store /x/jobs.redb is in use by another process".to_string();
+
+        // No daemon comes: the store's error stands.
+        assert_eq!(lost_race_or(in_use.clone(), &socket).await, in_use);
+
+        // The winner listens a moment after the loser found the store in use.
+        let winner = {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                std::os::unix::net::UnixListener::bind(socket).unwrap()
+            })
+        };
+        let said = lost_race_or(in_use, &socket).await;
+        let _listener = winner.await.unwrap();
+        assert_eq!(said, already_served(&socket));
     }
 }
