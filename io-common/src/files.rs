@@ -120,21 +120,25 @@ impl TempFiles {
     /// logged (some filesystems cannot sync a directory), since reporting it would make core
     /// retry a commit whose temp file is gone.
     ///
-    /// A commit is idempotent across a crash: when the temp file is gone and a regular file is
-    /// at `dest`, the rename already happened in an earlier run that died before its record
-    /// was forgotten, and the commit succeeds.
+    /// A commit is idempotent across a crash: when the temp file is gone and a regular file of
+    /// the downloaded length (`len`, when known) is at `dest`, the rename already happened in
+    /// an earlier run that died before its record was forgotten, and the commit succeeds. A
+    /// file of another length there is what was at the local name before (an updater's
+    /// previous version): the temp file is reported missing rather than that file passed off
+    /// as the download.
     pub fn commit(
         &mut self,
         job: JobId,
         file: FileIndex,
         temp: &Path,
         dest: &Path,
+        len: Option<u64>,
     ) -> Result<(), IoFailure> {
         let handle = match self.open.remove(&(job, file)) {
             Some(handle) => handle,
             None => match open_no_follow(temp, false) {
                 Ok(handle) => handle,
-                Err(err) if err.kind() == io::ErrorKind::NotFound && is_regular_file(dest) => {
+                Err(err) if err.kind() == io::ErrorKind::NotFound && committed(dest, len) => {
                     tracing::info!(
                         "{} is already at {}: committed before a restart",
                         temp.display(),
@@ -201,8 +205,9 @@ fn open_no_follow(path: &Path, create: bool) -> io::Result<File> {
     options.open(path)
 }
 
-fn is_regular_file(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+/// Whether `dest` is a regular file of length `len` (any length when unknown).
+fn committed(dest: &Path, len: Option<u64>) -> bool {
+    fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && len.is_none_or(|len| m.len() == len))
 }
 
 fn io_failure_on(job: JobId, file: FileIndex, op: &str, err: &io::Error) -> IoFailure {

@@ -430,7 +430,16 @@ impl Host {
                 dest,
             } => Some({
                 self.commit_store();
-                match self.files.commit(job, file, &temp, &dest) {
+                let len = self.engine.job(job).ok().and_then(|view| {
+                    let files = view.files();
+                    Some(
+                        files
+                            .get(usize::try_from(file).ok()?)?
+                            .progress
+                            .bytes_transferred,
+                    )
+                });
+                match self.files.commit(job, file, &temp, &dest, len) {
                     Ok(()) => Input::FileCommitted {
                         now: clock::now(),
                         job,

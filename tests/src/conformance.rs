@@ -407,6 +407,7 @@ macro_rules! conformance_suite {
                 not_found_is_error_0x80190194,
                 service_unavailable_then_ok_is_transient_then_transferred,
                 cancel_deletes_temp_files_and_creates_nothing,
+                a_vanished_temp_file_fails_complete_and_leaves_the_previous_version,
                 two_files_in_one_job_transfer_in_order,
                 https_with_untrusted_certificate_fails_with_invalid_ca,
                 chunked_response_downloads_completely,

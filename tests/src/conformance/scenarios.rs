@@ -363,6 +363,53 @@ pub fn cancel_deletes_temp_files_and_creates_nothing<D: Driver>() {
     s.shutdown();
 }
 
+/// An updater's case: an older version is at the local name, the download finishes, and its
+/// temp file is deleted behind the job's back before `complete`. The commit fails, so the job
+/// stays TRANSFERRED (BITS: "if a rename fails the job stays TRANSFERRED") — never ACKNOWLEDGED
+/// over a file that is not the download — and the older version is left as it was, also by the
+/// `cancel` that gives up on the job.
+pub fn a_vanished_temp_file_fails_complete_and_leaves_the_previous_version<D: Driver>() {
+    let file = FileSpec::new(deterministic_bytes(64 * KIB, 21));
+    let server = TestServer::start(vec![Route::file("/app.bin", file)]);
+    let s = Scenario::<D>::start(
+        "a_vanished_temp_file_fails_complete_and_leaves_the_previous_version",
+        &server,
+        &["app.bin"],
+    );
+    let local = &s.locals[0];
+    std::fs::write(local, b"version 1").unwrap();
+
+    s.resume();
+    let state = wait_settled(&s.driver, s.job, SMALL_TRANSFER);
+    assert_state(&s.driver, s.job, state, JobState::Transferred);
+    let temp = info(&s.driver, s.job).files[0]
+        .temporary_name
+        .clone()
+        .expect("a temp file once transferred");
+    std::fs::remove_file(&temp).unwrap();
+
+    assert_eq!(
+        s.driver.complete(s.job).expect("complete"),
+        CompleteOutcome::Complete
+    );
+    // A commit is done (or failed) within milliseconds of `complete`; watch for longer.
+    for _ in 0..20 {
+        let state = info(&s.driver, s.job).state;
+        assert_eq!(
+            state,
+            JobState::Transferred,
+            "the failed commit keeps the job"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read(local).unwrap(), b"version 1");
+
+    s.driver.cancel(s.job).expect("cancel");
+    assert_eq!(wait_settled(&s.driver, s.job, FINISH), JobState::Cancelled);
+    assert_eq!(std::fs::read(local).unwrap(), b"version 1");
+    s.shutdown();
+}
+
 /// Two files in one job: both arrive intact, and the first is fetched before the second (files
 /// transfer in the order they were added).
 pub fn two_files_in_one_job_transfer_in_order<D: Driver>() {
