@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -64,14 +65,33 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_backhaul"));
     command.envs(envs.iter().copied());
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
+    command.args(args.into_iter().map(Into::into));
+    start(command)
+}
+
+/// `backhaul ARGS…` under `umask` (an octal string), through `sh`, which sets it and execs.
+fn spawn_with_umask<I, S>(umask: &str, args: I) -> Running
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_backhaul"))
+        .args(args.into_iter().map(Into::into));
+    start(command)
+}
+
+/// Starts `command` with its output piped and read.
+fn start(mut command: Command) -> Running {
     let mut child = command
-        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -197,6 +217,22 @@ fn http_download_on_tokio_exits_0_with_the_file_identical() {
 #[test]
 fn http_download_on_blocking_exits_0_with_the_file_identical() {
     download_is_identical("blocking");
+}
+
+#[test]
+fn a_downloaded_file_gets_the_mode_the_umask_allows_like_any_new_file() {
+    let (server, body) = serve_file(10_000);
+    for (umask, want) in [("027", 0o640), ("077", 0o600), ("002", 0o664)] {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let url = server.url("/file");
+        let run =
+            spawn_with_umask(umask, ["transfer".as_ref(), url.as_ref(), dest.as_os_str()]).finish();
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        assert!(std::fs::read(&dest).unwrap() == body);
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "umask {umask}: {mode:o}");
+    }
 }
 
 #[test]

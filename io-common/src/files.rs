@@ -18,8 +18,11 @@ use crate::failure::file_failure;
 
 /// Mode of a temp file while it is being written: owner-only.
 const TEMP_MODE: u32 = 0o600;
-/// Mode a finished file gets just before it appears at its local name: an ordinary file.
-const FINISHED_MODE: u32 = 0o644;
+/// Mode a finished file gets just before it appears at its local name, before the umask: an
+/// ordinary file, as `open(O_CREAT, 0666)` makes one.
+const FINISHED_MODE: u32 = 0o666;
+/// The umask assumed when the process's cannot be read.
+const DEFAULT_UMASK: u32 = 0o022;
 
 /// The open temp files, keyed by job and file.
 #[derive(Debug, Default)]
@@ -150,7 +153,7 @@ impl TempFiles {
             },
         };
         handle
-            .set_permissions(Permissions::from_mode(FINISHED_MODE))
+            .set_permissions(Permissions::from_mode(FINISHED_MODE & !umask()))
             .map_err(|err| file_failure("chmod", temp, &err))?;
         handle
             .sync_all()
@@ -205,6 +208,26 @@ fn open_no_follow(path: &Path, create: bool) -> io::Result<File> {
     options.open(path)
 }
 
+/// The process's umask, read from `/proc/self/status` on every commit (it may change while the
+/// process runs). Hand-written: std has no getter, and `umask(2)` only reads it by setting it,
+/// which races with every other thread creating files.
+fn umask() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| umask_in_status(&status))
+        .unwrap_or(DEFAULT_UMASK)
+}
+
+/// The `Umask:` field of a `/proc/<pid>/status` text (Linux 4.7 and later).
+fn umask_in_status(status: &str) -> Option<u32> {
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+}
+
 /// Whether `dest` is a regular file of length `len` (any length when unknown).
 fn committed(dest: &Path, len: Option<u64>) -> bool {
     fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && len.is_none_or(|len| m.len() == len))
@@ -239,5 +262,18 @@ pub fn check_local_name(local: &Path) -> Result<(), BitsError> {
             invalid(format!("directory {} does not exist", dir.display()))
         }
         Err(err) => invalid(format!("cannot use directory {}: {err}", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::umask_in_status;
+
+    #[test]
+    fn the_umask_is_read_from_the_status_field_in_octal() {
+        let status = "Name:\tbackhaul\nUmask:\t0027\nState:\tR (running)\n";
+        assert_eq!(umask_in_status(status), Some(0o027));
+        assert_eq!(umask_in_status("Name:\tx\n"), None, "before Linux 4.7");
+        assert_eq!(umask_in_status("Umask:\t0899\n"), None, "not octal");
     }
 }

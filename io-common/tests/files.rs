@@ -114,7 +114,11 @@ fn commit_makes_the_file_appear_with_its_bytes_and_the_temp_disappear() {
 
     assert_eq!(fs::read(&dest).unwrap(), b"new bytes");
     assert!(!temp.exists());
-    assert_eq!(mode(&dest), 0o644);
+    assert_eq!(
+        mode(&dest),
+        0o666 & !umask(),
+        "an ordinary file, under the umask"
+    );
     assert!(files.is_empty());
 }
 
@@ -246,4 +250,13 @@ fn a_new_or_existing_file_in_an_existing_directory_passes_and_relative_names_are
     fs::write(dir.path().join("old.bin"), b"").unwrap();
     assert_eq!(check_local_name(&dir.path().join("old.bin")), Ok(()));
     assert_eq!(check_local_name(Path::new("relative/name.bin")), Ok(()));
+}
+
+/// This process's umask, as a shell it starts (which inherits it) prints it.
+fn umask() -> u32 {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask"])
+        .output()
+        .unwrap();
+    u32::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 8).unwrap()
 }
