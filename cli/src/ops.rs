@@ -97,6 +97,20 @@ pub fn apply(e: &mut Engine, c: &Caller, op: Op) -> Result<Value, BitsError> {
     }
 }
 
+/// `complete`'s reply once its commits have been performed (the command after it): as BITS'
+/// `Complete` returns the rename's error, the error of a file that could not be moved into
+/// place replaces the reply (the job stays TRANSFERRED).
+pub fn commit_result(e: &Engine, reply: Value) -> Result<Value, BitsError> {
+    let id = reply["job"]
+        .as_str()
+        .and_then(|id| id.parse::<JobId>().ok());
+    let failed = id.and_then(|id| e.job(id).ok()?.commit_error().cloned());
+    match failed {
+        Some(error) => Err(BitsError::new(error.code, error.description)),
+        None => Ok(reply),
+    }
+}
+
 /// A command that changes a job and returns nothing.
 type Setter = Box<dyn FnOnce(&mut Engine, JobId, &Caller) -> Result<(), BitsError> + Send>;
 

@@ -344,6 +344,33 @@ fn a_second_daemon_over_a_store_in_use_names_the_store_and_never_listens() {
 }
 
 #[test]
+fn complete_returns_the_rename_error_and_the_job_stays_transferred() {
+    let server = TestServer::start(vec![Route::file(
+        "/app.bin",
+        FileSpec::new(deterministic_bytes(10_000, 43)),
+    )]);
+    let daemon = Daemon::start(false);
+    let dest_dir = tempfile::tempdir().unwrap();
+    let dest = dest_dir.path().join("app.bin");
+    std::fs::write(&dest, b"version 1").unwrap();
+    ok(&daemon.verb(&["create", "update"]));
+    let url = server.url("/app.bin");
+    ok(&daemon.verb(&["addfile", "update", &url, dest.to_str().unwrap()]));
+    ok(&daemon.verb(&["resume", "update"]));
+    let transferred = wait_for_state(&daemon, "update", "TRANSFERRED");
+    let temp = transferred["files"][0]["temporary_name"]
+        .as_str()
+        .expect("a temp file")
+        .to_string();
+    std::fs::remove_file(temp).unwrap();
+
+    let stderr = refused(&daemon.verb(&["complete", "update"]), "0x80070003");
+    assert!(stderr.contains(dest.to_str().unwrap()), "{stderr}");
+    assert_eq!(info(&daemon, "update")["state"], "TRANSFERRED");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"version 1");
+}
+
+#[test]
 fn an_ambiguous_display_name_lists_the_candidates() {
     let daemon = Daemon::start(false);
     let a = ok(&daemon.verb(&["create", "twin"])).trim().to_string();

@@ -179,9 +179,12 @@ impl Manager {
         self.call(move |e| e.job_mut(job)?.cancel())?
     }
 
-    /// `Complete`; returns once the commits have been performed.
+    /// `Complete`; returns once the commits have been performed. As BITS' `Complete`, a file
+    /// that could not be moved into place is this call's error (its code and description);
+    /// the job stays TRANSFERRED: fix the cause and `complete` again, or `cancel`.
     pub fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
-        self.call(move |e| e.job_mut(job)?.complete())?
+        let outcome = self.call(move |e| e.job_mut(job)?.complete())??;
+        self.call(move |e| backhaul_io::commit_result(e, job, outcome))?
     }
 
     /// `SetPriority`.

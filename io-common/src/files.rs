@@ -12,7 +12,9 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use backhaul_core::{codes, BitsError, FileIndex, IoFailure, IoFailureKind, JobId};
+use backhaul_core::{
+    codes, BitsError, CompleteOutcome, Engine, FileIndex, IoFailure, IoFailureKind, JobId,
+};
 
 use crate::failure::file_failure;
 
@@ -238,6 +240,24 @@ fn io_failure_on(job: JobId, file: FileIndex, op: &str, err: &io::Error) -> IoFa
         crate::failure::kind_of(err),
         format!("{op} temp file {file} of job {job}: {err}"),
     )
+}
+
+/// What `complete` returns once its commits have been performed: `outcome`, or — as BITS'
+/// `Complete` returns the rename's error — the error of a file that could not be moved into
+/// place (the job stays TRANSFERRED). Drivers call it in the command after `complete`'s.
+pub fn commit_result(
+    engine: &Engine,
+    job: JobId,
+    outcome: CompleteOutcome,
+) -> Result<CompleteOutcome, BitsError> {
+    // Gone: ACKNOWLEDGED and forgotten, every file in place.
+    let Ok(view) = engine.job(job) else {
+        return Ok(outcome);
+    };
+    match view.commit_error() {
+        Some(error) => Err(BitsError::new(error.code, error.description.clone())),
+        None => Ok(outcome),
+    }
 }
 
 /// The check `add_file` makes before core sees a local name, so that a name that cannot work

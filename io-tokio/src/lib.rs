@@ -193,9 +193,13 @@ impl Manager {
         self.call(move |e| e.job_mut(job)?.cancel()).await?
     }
 
-    /// `Complete`; returns once the commits have been performed.
+    /// `Complete`; returns once the commits have been performed. As BITS' `Complete`, a file
+    /// that could not be moved into place is this call's error (its code and description);
+    /// the job stays TRANSFERRED: fix the cause and `complete` again, or `cancel`.
     pub async fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
-        self.call(move |e| e.job_mut(job)?.complete()).await?
+        let outcome = self.call(move |e| e.job_mut(job)?.complete()).await??;
+        self.call(move |e| backhaul_io::commit_result(e, job, outcome))
+            .await?
     }
 
     /// `SetPriority`.

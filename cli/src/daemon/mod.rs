@@ -17,7 +17,7 @@ use backhaul_tokio::{DriverConfig, DriverError, Manager, StoreError, StoreLocati
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::protocol::{Outcome, Reply, WireError, MAX_LINE, VERSION};
+use crate::protocol::{Op, Outcome, Reply, WireError, MAX_LINE, VERSION};
 use backhaul_cli::ops;
 use backhaul_cli::requests::{self, error_reply, ReadLine};
 
@@ -183,7 +183,17 @@ impl Daemon {
             );
         }
         let (who, op) = (caller.clone(), request.op);
-        let outcome = match self.manager.call(move |e| ops::apply(e, &who, op)).await {
+        let completes = matches!(op, Op::Complete { .. });
+        let result = match self.manager.call(move |e| ops::apply(e, &who, op)).await {
+            // Its commits are performed once it has answered: their result is the next command's.
+            Ok(Ok(reply)) if completes => {
+                self.manager
+                    .call(move |e| ops::commit_result(e, reply))
+                    .await
+            }
+            other => other,
+        };
+        let outcome = match result {
             Ok(Ok(value)) => Outcome::Ok(value),
             Ok(Err(e)) => Outcome::Error(e.into()),
             Err(e) => Outcome::Error(WireError::new(

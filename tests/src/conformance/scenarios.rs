@@ -52,6 +52,7 @@ const MIN_RETRY_DELAY: u32 = 5;
 const BG_E_HTTP_ERROR_404: HResult = HResult(0x8019_0194);
 const BG_E_HTTP_ERROR_503: HResult = HResult(0x8019_01F7);
 const ERROR_WINHTTP_SECURE_INVALID_CA: HResult = HResult(0x8007_2F0D);
+const ERROR_PATH_NOT_FOUND: HResult = HResult(0x8007_0003);
 
 /// `AddFileWithRanges`: three ranges of a file (the last to EOF), out of order, one bounded
 /// `Range` request each on one keep-alive connection; the local file is the ranges'
@@ -364,8 +365,9 @@ pub fn cancel_deletes_temp_files_and_creates_nothing<D: Driver>() {
 }
 
 /// An updater's case: an older version is at the local name, the download finishes, and its
-/// temp file is deleted behind the job's back before `complete`. The commit fails, so the job
-/// stays TRANSFERRED (BITS: "if a rename fails the job stays TRANSFERRED") — never ACKNOWLEDGED
+/// temp file is deleted behind the job's back before `complete`. The commit fails: `complete`
+/// returns its error (`ERROR_PATH_NOT_FOUND`, naming the local file), as BITS' `Complete` returns
+/// a rename's error, and the job stays TRANSFERRED — never ACKNOWLEDGED
 /// over a file that is not the download — and the older version is left as it was, also by the
 /// `cancel` that gives up on the job.
 pub fn a_vanished_temp_file_fails_complete_and_leaves_the_previous_version<D: Driver>() {
@@ -388,11 +390,13 @@ pub fn a_vanished_temp_file_fails_complete_and_leaves_the_previous_version<D: Dr
         .expect("a temp file once transferred");
     std::fs::remove_file(&temp).unwrap();
 
-    assert_eq!(
-        s.driver.complete(s.job).expect("complete"),
-        CompleteOutcome::Complete
+    // BITS' `Complete` returns the rename's error.
+    let error = s.driver.complete(s.job).expect_err("the commit fails");
+    assert_eq!(error.code(), ERROR_PATH_NOT_FOUND, "{error}");
+    assert!(
+        error.to_string().contains(&local.display().to_string()),
+        "names the local file: {error}"
     );
-    // A commit is done (or failed) within milliseconds of `complete`; watch for longer.
     for _ in 0..20 {
         let state = info(&s.driver, s.job).state;
         assert_eq!(
