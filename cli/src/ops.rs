@@ -104,11 +104,7 @@ pub fn commit_result(e: &Engine, reply: Value) -> Result<Value, BitsError> {
     let id = reply["job"]
         .as_str()
         .and_then(|id| id.parse::<JobId>().ok());
-    let failed = id.and_then(|id| e.job(id).ok()?.commit_error().cloned());
-    match failed {
-        Some(error) => Err(BitsError::new(error.code, error.description)),
-        None => Ok(reply),
-    }
+    id.map_or(Ok(()), |id| e.commit_result(id)).map(|()| reply)
 }
 
 /// A command that changes a job and returns nothing.

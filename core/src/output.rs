@@ -151,6 +151,11 @@ pub enum Action {
         temp: PathBuf,
         /// The local name.
         dest: PathBuf,
+        /// The file's downloaded length. When the temp file is gone and a regular file of
+        /// this length is at `dest`, the rename happened in a run that died before reporting
+        /// it: report the commit. A file of another length there is what was at the local
+        /// name before (an updater's previous version), not this download.
+        len: u64,
     },
     /// Delete a temp file (closing it first if open). Only a failure is reported.
     DeleteTemp {

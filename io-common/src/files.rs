@@ -12,9 +12,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use backhaul_core::{
-    codes, BitsError, CompleteOutcome, Engine, FileIndex, IoFailure, IoFailureKind, JobId,
-};
+use backhaul_core::{codes, BitsError, FileIndex, IoFailure, IoFailureKind, JobId};
 
 use crate::failure::file_failure;
 
@@ -126,7 +124,7 @@ impl TempFiles {
     /// retry a commit whose temp file is gone.
     ///
     /// A commit is idempotent across a crash: when the temp file is gone and a regular file of
-    /// the downloaded length (`len`, when known) is at `dest`, the rename already happened in
+    /// the downloaded length (`len`) is at `dest`, the rename already happened in
     /// an earlier run that died before its record was forgotten, and the commit succeeds. A
     /// file of another length there is what was at the local name before (an updater's
     /// previous version): the temp file is reported missing rather than that file passed off
@@ -137,7 +135,7 @@ impl TempFiles {
         file: FileIndex,
         temp: &Path,
         dest: &Path,
-        len: Option<u64>,
+        len: u64,
     ) -> Result<(), IoFailure> {
         let handle = match self.open.remove(&(job, file)) {
             Some(handle) => handle,
@@ -230,9 +228,9 @@ fn umask_in_status(status: &str) -> Option<u32> {
         .filter(|m| *m <= 0o777)
 }
 
-/// Whether `dest` is a regular file of length `len` (any length when unknown).
-fn committed(dest: &Path, len: Option<u64>) -> bool {
-    fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && len.is_none_or(|len| m.len() == len))
+/// Whether `dest` is a regular file of length `len`.
+fn committed(dest: &Path, len: u64) -> bool {
+    fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && m.len() == len)
 }
 
 fn io_failure_on(job: JobId, file: FileIndex, op: &str, err: &io::Error) -> IoFailure {
@@ -240,24 +238,6 @@ fn io_failure_on(job: JobId, file: FileIndex, op: &str, err: &io::Error) -> IoFa
         crate::failure::kind_of(err),
         format!("{op} temp file {file} of job {job}: {err}"),
     )
-}
-
-/// What `complete` returns once its commits have been performed: `outcome`, or — as BITS'
-/// `Complete` returns the rename's error — the error of a file that could not be moved into
-/// place (the job stays TRANSFERRED). Drivers call it in the command after `complete`'s.
-pub fn commit_result(
-    engine: &Engine,
-    job: JobId,
-    outcome: CompleteOutcome,
-) -> Result<CompleteOutcome, BitsError> {
-    // Gone: ACKNOWLEDGED and forgotten, every file in place.
-    let Ok(view) = engine.job(job) else {
-        return Ok(outcome);
-    };
-    match view.commit_error() {
-        Some(error) => Err(BitsError::new(error.code, error.description.clone())),
-        None => Ok(outcome),
-    }
 }
 
 /// The check `add_file` makes before core sees a local name, so that a name that cannot work

@@ -428,17 +428,9 @@ impl Host {
                 file,
                 temp,
                 dest,
+                len,
             } => Some({
                 self.commit_store();
-                let len = self.engine.job(job).ok().and_then(|view| {
-                    let files = view.files();
-                    Some(
-                        files
-                            .get(usize::try_from(file).ok()?)?
-                            .progress
-                            .bytes_transferred,
-                    )
-                });
                 match self.files.commit(job, file, &temp, &dest, len) {
                     Ok(()) => Input::FileCommitted {
                         now: clock::now(),

@@ -38,7 +38,7 @@ mod validation;
 pub use crate::backlog::{EventBacklog, EVENT_BACKLOG};
 pub use crate::buffer::{ReadBuffer, ReadSize, READ_BUDGET, READ_BUFFER};
 pub use crate::config::{default_owner, os_seed, DriverConfig, DriverError};
-pub use crate::files::{check_local_name, commit_result, TempFiles};
+pub use crate::files::{check_local_name, TempFiles};
 pub use crate::host::{Command, Host, Io, OffThread, Reply, Waiter, BATCH};
 pub use crate::program::{run_program, RunAs};
 pub use crate::reload::{default_store_path, BrokenRecord, StoreLocation};

@@ -110,7 +110,7 @@ fn commit_makes_the_file_appear_with_its_bytes_and_the_temp_disappear() {
     files.open_temp(JOB, 0, &temp, true).unwrap();
     files.write(JOB, 0, 0, b"new bytes").unwrap();
 
-    files.commit(JOB, 0, &temp, &dest, Some(9)).unwrap();
+    files.commit(JOB, 0, &temp, &dest, 9).unwrap();
 
     assert_eq!(fs::read(&dest).unwrap(), b"new bytes");
     assert!(!temp.exists());
@@ -131,7 +131,7 @@ fn commit_reopens_a_temp_file_whose_handle_was_closed() {
     files.open_temp(JOB, 0, &temp, true).unwrap();
     files.write(JOB, 0, 0, b"abc").unwrap();
     files.close(JOB, 0);
-    files.commit(JOB, 0, &temp, &dest, Some(3)).unwrap();
+    files.commit(JOB, 0, &temp, &dest, 3).unwrap();
     assert_eq!(fs::read(&dest).unwrap(), b"abc");
 }
 
@@ -140,7 +140,7 @@ fn committing_a_missing_temp_file_fails_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("x.bin");
     let err = TempFiles::new()
-        .commit(JOB, 0, &dir.path().join(".x.tmp"), &dest, Some(3))
+        .commit(JOB, 0, &dir.path().join(".x.tmp"), &dest, 3)
         .unwrap_err();
     assert_eq!(err.kind, IoFailureKind::NotFound);
     assert!(!dest.exists());
@@ -154,11 +154,9 @@ fn a_commit_repeated_after_a_crash_that_had_renamed_the_file_succeeds_and_keeps_
     let mut files = TempFiles::new();
     files.open_temp(JOB, 0, &temp, true).unwrap();
     files.write(JOB, 0, 0, b"abc").unwrap();
-    files.commit(JOB, 0, &temp, &dest, Some(3)).unwrap();
+    files.commit(JOB, 0, &temp, &dest, 3).unwrap();
     // A new process (no handle) commits again: the temp file is gone, the file is in place.
-    TempFiles::new()
-        .commit(JOB, 0, &temp, &dest, Some(3))
-        .unwrap();
+    TempFiles::new().commit(JOB, 0, &temp, &dest, 3).unwrap();
     assert_eq!(fs::read(&dest).unwrap(), b"abc");
 }
 
@@ -169,7 +167,7 @@ fn a_commit_whose_temp_file_vanished_does_not_pass_off_the_previous_version_as_t
     fs::write(&dest, b"version 1").unwrap();
     // The download (3 bytes) finished, then its temp file was deleted behind the job's back.
     let err = TempFiles::new()
-        .commit(JOB, 0, &dir.path().join(".x.tmp"), &dest, Some(3))
+        .commit(JOB, 0, &dir.path().join(".x.tmp"), &dest, 3)
         .unwrap_err();
     assert_eq!(err.kind, IoFailureKind::NotFound);
     assert!(err.message.contains(".x.tmp"), "{}", err.message);

@@ -198,7 +198,7 @@ impl Manager {
     /// the job stays TRANSFERRED: fix the cause and `complete` again, or `cancel`.
     pub async fn complete(&self, job: JobId) -> Result<CompleteOutcome, BitsError> {
         let outcome = self.call(move |e| e.job_mut(job)?.complete()).await??;
-        self.call(move |e| backhaul_io::commit_result(e, job, outcome))
+        self.call(move |e| e.commit_result(job).map(|()| outcome))
             .await?
     }
 

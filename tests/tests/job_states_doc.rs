@@ -23,7 +23,7 @@ Notes:
   last rename moves the job to ACKNOWLEDGED (`commits done`), a failed one to TRANSFERRED
   (`commit failed`), as BITS keeps a job whose rename failed in TRANSFERRED. The drivers'
   `complete` returns once the renames are done, and returns a failed rename's error (its code
-  and description), as BITS' `Complete` does (`JobView::commit_error`).
+  and description), as BITS' `Complete` does (`Engine::commit_result`).
 - A failure reported after the last byte of the last file arrived (a write that failed) moves a
   TRANSFERRED job to TRANSIENT_ERROR or ERROR: the file was not, after all, transferred.
 - `resume (no files)` is `BG_E_EMPTY` in every non-final state; BITS documents it for SUSPENDED.

@@ -198,6 +198,7 @@ impl<'a> JobMut<'a> {
                         file: index,
                         temp: temp.clone(),
                         dest: file.local.clone(),
+                        len: file.transferred,
                     });
                 }
                 (temp, _) => {

@@ -431,6 +431,21 @@ impl Engine {
         }
     }
 
+    /// What `complete` returns once the driver has performed its commits: drivers call it in
+    /// the command after `complete`'s. `Ok` when every file is in place (the job is
+    /// ACKNOWLEDGED, or already forgotten); else, as BITS' `Complete` returns the rename's
+    /// error, the error of the file that could not be moved into place (the job stays
+    /// TRANSFERRED).
+    pub fn commit_result(&self, id: JobId) -> Result<(), BitsError> {
+        let Some(job) = self.jobs.get(&id) else {
+            return Ok(());
+        };
+        match JobView::new(job).commit_error() {
+            Some(error) => Err(BitsError::new(error.code, error.description.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Commands on a job (`BG_E_NOT_FOUND` if there is none with that id), as its owner: for
     /// the application that embeds the engine.
     pub fn job_mut(&mut self, id: JobId) -> Result<JobMut<'_>, BitsError> {

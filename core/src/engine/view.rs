@@ -210,7 +210,7 @@ impl<'a> JobView<'a> {
     /// Why the files could not all be moved into place by `complete`: BITS' `Complete` returns
     /// the rename's error and leaves the job TRANSFERRED, so this is the error recorded on a
     /// TRANSFERRED job (which `GetError` does not show outside ERROR and TRANSIENT_ERROR).
-    /// Drivers read it right after their `complete` to return it.
+    /// [`Engine::commit_result`](crate::Engine::commit_result) returns it.
     pub fn commit_error(&self) -> Option<&'a JobError> {
         match (&self.job.rec.error, self.job.rec.state) {
             (Some(error), JobState::Transferred) => Some(error),

@@ -184,6 +184,7 @@ impl Sim {
                 file,
                 temp,
                 dest,
+                len: _,
             } => {
                 self.open_files.remove(&(job, file));
                 match self.files.remove(&temp) {
